@@ -1,0 +1,147 @@
+"""What every renderer receives: the content, the settings, the clock and the history."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Literal
+from urllib.parse import urljoin
+
+from cccn_feeds.history import Revision
+from cccn_feeds.model import Content, Event, NewsItem, tag_slug
+from cccn_feeds.settings import Settings, SiteSettings
+
+FeedFormat = Literal["rss", "atom", "json", "ics"]
+MEDIA_TYPES: dict[str, str] = {
+    "rss": "application/rss+xml",
+    "atom": "application/atom+xml",
+    "json": "application/feed+json",
+    "ics": "text/calendar",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FeedLink:
+    """One published feed: where it is and what it carries (for the page and OPML)."""
+
+    path: str  # relative to the output folder, e.g. "tags/eunetccc/news.rss"
+    format: FeedFormat
+    kind: Literal["news", "events"]
+    title: str
+    tag: str = ""  # the tag as written, for per-tag feeds
+
+    @property
+    def media_type(self) -> str:
+        """The feed's MIME type."""
+        return MEDIA_TYPES[self.format]
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """Inputs of one build, shared read-only by every renderer.
+
+    ``now`` is aware. ``revisions`` has an entry for every event and tombstone.
+    ``tombstones`` are events deleted from the YAML, re-announced as cancelled.
+    ``broken_links`` maps a declared-broken address to its verdict.
+    """
+
+    settings: Settings
+    content: Content
+    now: datetime
+    revisions: Mapping[str, Revision] = field(default_factory=dict)
+    tombstones: tuple[Event, ...] = ()
+    broken_links: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def site(self) -> SiteSettings:
+        """The [site] settings."""
+        return self.settings.site
+
+    def tag_uri(self, kind: Literal["news", "event"], item_id: str) -> str:
+        """The permanent identifier of an item in feeds: a tag: URI on the configured domain.
+
+        It derives from the item's id only, so a changed title, URL or feed address
+        never changes it. (2025 is the year the naming authority was minted.)
+        """
+        return f"tag:{self.site.id_domain},2025:cccn/{kind}/{item_id}"
+
+    def uid(self, event_id: str) -> str:
+        """The iCalendar UID of an event: ``<id>@<domain>``."""
+        return f"{event_id}@{self.site.id_domain}"
+
+    def url(self, path: str = "") -> str:
+        """The absolute address of an output path under ``base_url``."""
+        return urljoin(self.site.base_url, path)
+
+    @cached_property
+    def forthcoming(self) -> tuple[Event, ...]:
+        """Events not yet ended at ``now``, soonest (next occurrence) first."""
+        upcoming = [(e.next_start(self.now), e) for e in self.content.events]
+        return tuple(e for start, e in sorted(
+            ((s, e) for s, e in upcoming if s is not None), key=lambda p: (p[0], p[1].id)
+        ))  # fmt: skip
+
+    @cached_property
+    def recent_past(self) -> tuple[Event, ...]:
+        """Events that ended within ``[calendar] past_days``, most recent first."""
+        window = self.now - timedelta(days=self.settings.calendar.past_days)
+        past = []
+        for event in self.content.events:
+            if event.is_forthcoming(self.now):
+                continue
+            end = event.last_end()
+            if end is not None and end >= window:
+                past.append((end, event))
+        return tuple(e for _, e in sorted(past, key=lambda p: (p[0], p[1].id), reverse=True))
+
+    @cached_property
+    def news_tags(self) -> dict[str, str]:
+        """Slug -> tag as first written, for every tag used by news (sorted by slug)."""
+        return _tags(self.content.news)
+
+    @cached_property
+    def event_tags(self) -> dict[str, str]:
+        """Slug -> tag as first written, for every tag used by events (sorted by slug)."""
+        return _tags(self.content.events)
+
+    def news_with_tag(self, slug: str) -> tuple[NewsItem, ...]:
+        """News carrying a tag, in the main order."""
+        return tuple(n for n in self.content.news if slug in {tag_slug(t) for t in n.tags})
+
+    def events_with_tag(self, events: tuple[Event, ...], slug: str) -> tuple[Event, ...]:
+        """Events carrying a tag, order kept."""
+        return tuple(e for e in events if slug in {tag_slug(t) for t in e.tags})
+
+    def is_broken(self, url: str) -> bool:
+        """Whether the link checker declared this address broken."""
+        return bool(url) and url in self.broken_links
+
+    @cached_property
+    def catalog(self) -> tuple[FeedLink, ...]:
+        """Every feed the build publishes, main feeds first, then per tag."""
+        title = self.site.title
+        news_formats: tuple[FeedFormat, ...] = ("rss", "atom", "json")
+        event_formats: tuple[FeedFormat, ...] = ("rss", "atom", "json", "ics")
+        links = [FeedLink(f"news.{f}", f, "news", f"{title}: news") for f in news_formats]
+        links += [FeedLink(f"events.{f}", f, "events", f"{title}: events") for f in event_formats]
+        for slug, tag in self.news_tags.items():
+            links += [
+                FeedLink(f"tags/{slug}/news.{f}", f, "news", f"{title}: news on {tag}", tag)
+                for f in news_formats
+            ]
+        for slug, tag in self.event_tags.items():
+            links += [
+                FeedLink(f"tags/{slug}/events.{f}", f, "events", f"{title}: events on {tag}", tag)
+                for f in event_formats
+            ]
+        return tuple(links)
+
+
+def _tags(items: tuple[NewsItem, ...] | tuple[Event, ...]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for item in items:
+        for tag in item.tags:
+            found.setdefault(tag_slug(tag), tag)
+    return dict(sorted(found.items()))

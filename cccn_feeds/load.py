@@ -1,0 +1,156 @@
+"""YAML files to raw documents that remember the line of every value (safe loading only).
+
+Dates and times are *not* resolved by YAML here: every scalar that YAML 1.1 would turn
+into a date or a datetime stays a string, so ``2026-06-15T09:00`` and
+``2025-04-01T10:15:00`` are treated alike and an impossible ``2025-02-30`` becomes a
+clean validation error instead of a parser exception. Booleans are only
+``true``/``false``, so a title such as ``No`` or ``On`` stays text.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cccn_feeds.errors import DataError, Problem
+
+try:  # the C parser when PyYAML was built with libyaml
+    _Base: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover
+    _Base = yaml.SafeLoader
+
+
+class LineDict(dict[str, Any]):
+    """A mapping that knows its own line and the line of each key."""
+
+    line: int
+    lines: dict[str, int]
+
+
+class LineList(list[Any]):
+    """A sequence that knows its own line and the line of each item."""
+
+    line: int
+    lines: list[int]
+
+
+class _Loader(_Base):  # type: ignore[misc]
+    """Safe loader with line tracking, duplicate-key detection and no timestamp magic."""
+
+    duplicates: list[tuple[str, int]]
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates = []
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _first in list(_Loader.yaml_implicit_resolvers):
+    _Loader.yaml_implicit_resolvers[_first] = [
+        (tag, regexp)
+        for tag, regexp in _Loader.yaml_implicit_resolvers[_first]
+        if tag != "tag:yaml.org,2002:bool"
+    ]
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    result.lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            key = str(key)
+        if key in result:
+            loader.duplicates.append((key, key_node.start_mark.line + 1))
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
+    result = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    result.line = node.start_mark.line + 1
+    result.lines = [child.start_mark.line + 1 for child in node.value]
+    return result
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
+_Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+
+
+def _syntax_problem(name: str, exc: yaml.YAMLError) -> Problem:
+    """A YAML error as FILE:LINE:COL, naming where an unclosed value started."""
+    mark = getattr(exc, "problem_mark", None)
+    context_mark = getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    message = f"YAML syntax error: {problem}"
+    context = getattr(exc, "context", None)
+    if context_mark is not None and (mark is None or context_mark.line != mark.line):
+        message += f" ({context} on line {context_mark.line + 1})"
+    elif context:
+        message += f" ({context})"
+    message += "; fix the YAML at this place (quote text that holds ': ' or '#')"
+    if mark is None:
+        return Problem(name, None, "", message)
+    return Problem(name, mark.line + 1, "", message, mark.column + 1)
+
+
+def parse_yaml(text: str, name: str) -> Any:
+    """Parse YAML text into LineDict/LineList values, or raise DataError."""
+    if "\t" in text and re.search(r"^\t", text, re.MULTILINE):
+        line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith("\t"))
+        raise DataError(
+            [Problem(name, line, "", "YAML does not allow tabs for indentation; use spaces", 1)]
+        )
+    loader = _Loader(text)
+    try:
+        document = loader.get_single_data()
+    except yaml.YAMLError as exc:
+        raise DataError([_syntax_problem(name, exc)]) from None
+    except RecursionError:
+        raise DataError([Problem(name, None, "", "the YAML nests too deeply")]) from None
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise DataError(
+            [
+                Problem(name, line, key, "appears twice in the same mapping; keep one")
+                for key, line in loader.duplicates
+            ]
+        )
+    return document
+
+
+def read_text(path: Path, name: str) -> str:
+    """Read a data file as UTF-8, or raise DataError saying what is wrong."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(
+            [Problem(name, None, "", "file not found; create it or check --data")]
+        ) from None
+    except OSError as exc:
+        raise DataError([Problem(name, None, "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise DataError(
+            [Problem(name, line, "", "not valid UTF-8; save the file as UTF-8")]
+        ) from None
+
+
+def load_file(path: Path, name: str | None = None) -> Any:
+    """Load one YAML data file; ``name`` is how errors refer to it."""
+    shown = name or str(path)
+    return parse_yaml(read_text(path, shown), shown)

@@ -1,0 +1,209 @@
+"""The content model every output shares: frozen, typed, timezone-aware."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+Status = Literal["confirmed", "tentative", "cancelled"]
+
+
+def tag_slug(tag: str) -> str:
+    """The slug of a tag for paths: ASCII letters and digits joined by hyphens.
+
+    ``"EU-CIP"`` -> ``"eu-cip"``, ``"UNCAN.eu"`` -> ``"uncan-eu"``, ``"Santé"`` -> ``"sante"``.
+    """
+    ascii_text = unicodedata.normalize("NFKD", tag).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
+@dataclass(frozen=True, slots=True)
+class Geo:
+    """A point on the map."""
+
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where an event takes place."""
+
+    name: str
+    address: str = ""
+    geo: Geo | None = None
+
+    def text(self) -> str:
+        """One line for people: name, then address when it adds something."""
+        if self.address and self.address != self.name:
+            return f"{self.name}, {self.address}" if self.name else self.address
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class Organizer:
+    """Who organises an event."""
+
+    name: str
+    email: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NewsItem:
+    """One Related News item.
+
+    ``date`` is aware; ``date_only`` records that the YAML gave a date without a time
+    (then ``date`` is local midnight in the site's zone).
+    """
+
+    id: str
+    title: str
+    date: datetime
+    date_only: bool = False
+    url: str = ""
+    source: str = ""
+    summary: str = ""  # Markdown
+    body: str = ""  # Markdown
+    tags: tuple[str, ...] = ()
+    lang: str = ""
+    image: str = ""
+    updated: datetime | None = None
+    event: str = ""
+    line: int = 0  # line of the item in its YAML file
+
+    @property
+    def modified(self) -> datetime:
+        """When the item last changed: ``updated``, else ``date``."""
+        return self.updated or self.date
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One event.
+
+    All-day events (``all_day``) have ``date`` values in ``start`` and ``end``, ``end``
+    being the last day *inclusive*, as people write it. Timed events have aware datetimes
+    in the event's zone. ``end`` is always set (the defaults are applied by validation).
+    """
+
+    id: str
+    title: str
+    start: date | datetime
+    end: date | datetime
+    all_day: bool
+    timezone: ZoneInfo
+    location: Location | None = None
+    online: str = ""
+    url: str = ""
+    description: str = ""  # Markdown
+    organizer: Organizer | None = None
+    status: Status = "confirmed"
+    tags: tuple[str, ...] = ()
+    rrule: str = ""  # an RFC 5545 RRULE value, without the "RRULE:" prefix
+    exdates: tuple[date | datetime, ...] = ()
+    updated: datetime | None = None
+    news: str = ""
+    line: int = 0
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def dtend_exclusive(self) -> date | datetime:
+        """The RFC 5545 DTEND: for all-day events the day after the last day."""
+        if self.all_day:
+            assert isinstance(self.end, date)
+            return self.end + timedelta(days=1)
+        return self.end
+
+    @property
+    def duration(self) -> timedelta:
+        """Length of one occurrence."""
+        return _instant(self.dtend_exclusive, self.timezone) - _instant(self.start, self.timezone)
+
+    @property
+    def starts_at(self) -> datetime:
+        """Aware start of the first occurrence (local midnight for all-day events)."""
+        return _instant(self.start, self.timezone)
+
+    @property
+    def ends_at(self) -> datetime:
+        """Aware end of the first occurrence (exclusive)."""
+        return _instant(self.dtend_exclusive, self.timezone)
+
+    def occurrences(self, after: datetime, limit: int = 1) -> list[datetime]:
+        """Up to ``limit`` occurrence starts whose occurrence has not ended at ``after``."""
+        if not self.rrule:
+            return [self.starts_at] if self.ends_at > after else []
+        from dateutil.rrule import rrulestr
+
+        first = self.starts_at
+        rule = rrulestr(self.rrule, dtstart=first.replace(tzinfo=None), ignoretz=True)
+        excluded = {_instant(x, self.timezone) for x in self.exdates}
+        found: list[datetime] = []
+        window_start = (after - self.duration).astimezone(self.timezone).replace(tzinfo=None)
+        for naive in rule.xafter(window_start, inc=True):
+            start = _localize(naive, self.timezone)
+            if start in excluded or start + self.duration <= after:
+                continue
+            found.append(start)
+            if len(found) >= limit:
+                break
+        return found
+
+    def next_start(self, now: datetime) -> datetime | None:
+        """Start of the first occurrence not yet ended at ``now``; None when all have ended."""
+        found = self.occurrences(now, 1)
+        return found[0] if found else None
+
+    def is_forthcoming(self, now: datetime) -> bool:
+        """Whether some occurrence has not yet ended at ``now``."""
+        return self.next_start(now) is not None
+
+    def last_end(self) -> datetime | None:
+        """End of the last occurrence; None for a series without end."""
+        if not self.rrule:
+            return self.ends_at
+        from dateutil.rrule import rrulestr
+
+        if "COUNT=" not in self.rrule and "UNTIL=" not in self.rrule:
+            return None
+        rule = rrulestr(self.rrule, dtstart=self.starts_at.replace(tzinfo=None), ignoretz=True)
+        last = None
+        for naive in rule:
+            last = naive
+        if last is None:
+            return self.ends_at
+        return _localize(last, self.timezone) + self.duration
+
+
+def _localize(naive: datetime, tz: ZoneInfo) -> datetime:
+    """Attach a zone to a wall-clock time (the earlier reading of an ambiguous time)."""
+    return naive.replace(tzinfo=tz, fold=0)
+
+
+def _instant(value: date | datetime, tz: ZoneInfo) -> datetime:
+    """An aware datetime for a date (local midnight) or a datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else _localize(value, tz)
+    return datetime.combine(value, time(0), tzinfo=tz)
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """Everything loaded from ``data/``: news newest first, events soonest first."""
+
+    news: tuple[NewsItem, ...]
+    events: tuple[Event, ...]
+    news_file: str = "data/news.yaml"
+    events_file: str = "data/events.yaml"
+
+    def news_by_id(self) -> dict[str, NewsItem]:
+        """News items keyed by id."""
+        return {n.id: n for n in self.news}
+
+    def events_by_id(self) -> dict[str, Event]:
+        """Events keyed by id."""
+        return {e.id: e for e in self.events}

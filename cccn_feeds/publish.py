@@ -1,0 +1,203 @@
+"""Atomic, incremental writes into the output folder, under a cross-process lock.
+
+Every file is written to a temporary file in its own folder, flushed, fsynced and moved
+into place with ``os.replace``, so a reader or a crash sees either the old or the new
+file, never a part. Files whose bytes did not change are not touched (their mtime stays,
+so HTTP validators stay true). Outputs no longer produced are removed only after the new
+ones are in place. Only files listed in the previous manifest are ever removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from cccn_feeds.errors import CccnError, LockedError
+
+MANIFEST = "manifest.json"
+LOCK = "lock"
+
+
+@dataclass(slots=True)
+class PublishReport:
+    """What a publish did, by relative path."""
+
+    written: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        """Whether any file was written or removed."""
+        return bool(self.written or self.removed)
+
+    def summary(self) -> str:
+        """One line: counts of written, unchanged and removed files."""
+        return (
+            f"{len(self.written)} written, {len(self.unchanged)} unchanged, "
+            f"{len(self.removed)} removed"
+        )
+
+
+def digest(data: bytes) -> str:
+    """The content hash recorded in the manifest."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_relpath(path: str) -> PurePosixPath:
+    """An output path must be relative, inside the folder and not hidden."""
+    rel = PurePosixPath(path)
+    if rel.is_absolute() or not rel.parts or any(p in {"", ".", ".."} for p in rel.parts):
+        raise ValueError(f"output path {path!r} must stay inside the output folder")
+    if any(p.startswith(".") for p in rel.parts):
+        raise ValueError(f"output path {path!r} must not be hidden")
+    return rel
+
+
+def write_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` to ``target`` so that no reader ever sees a partial file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def fsync_dir(path: Path) -> None:
+    """Make renames in a folder durable."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def read_manifest(state_dir: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file the last build published."""
+    try:
+        data = json.loads((state_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return {}
+    files = data.get("files", {}) if isinstance(data, dict) else {}
+    return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+
+
+def _unchanged(target: Path, data: bytes, known: str | None) -> bool:
+    """Whether ``target`` already holds ``data`` (manifest hash plus size, else the bytes)."""
+    try:
+        size = target.stat().st_size
+    except FileNotFoundError:
+        return False
+    if size != len(data):
+        return False
+    if known is not None:
+        return known == digest(data)
+    return target.read_bytes() == data
+
+
+def publish(outputs: Mapping[str, bytes], out_dir: Path, state_dir: Path) -> PublishReport:
+    """Write changed outputs atomically, then remove those no longer produced."""
+    previous = read_manifest(state_dir)
+    report = PublishReport()
+    touched_dirs: set[Path] = set()
+    manifest: dict[str, str] = {}
+    for path in sorted(outputs):
+        data = outputs[path]
+        rel = check_relpath(path)
+        target = out_dir.joinpath(*rel.parts)
+        new_digest = digest(data)
+        manifest[path] = new_digest
+        if _unchanged(target, data, previous.get(path)):
+            report.unchanged.append(path)
+            continue
+        write_atomic(target, data)
+        touched_dirs.add(target.parent)
+        report.written.append(path)
+    for path in sorted(set(previous) - set(outputs)):
+        try:
+            rel = check_relpath(path)
+        except ValueError:
+            continue
+        target = out_dir.joinpath(*rel.parts)
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+            report.removed.append(path)
+        touched_dirs.add(target.parent)
+        _prune_empty(target.parent, out_dir)
+    for folder in touched_dirs:
+        if folder.exists():
+            fsync_dir(folder)
+    if manifest != previous:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        write_json(state_dir / MANIFEST, {"files": manifest})
+    return report
+
+
+def _prune_empty(folder: Path, root: Path) -> None:
+    """Remove empty folders left by removed outputs, up to the output folder."""
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically with sorted keys (stable bytes)."""
+    text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    write_atomic(path, text.encode("utf-8"))
+
+
+def read_json(path: Path) -> Any:
+    """Read a JSON state file; a missing or damaged one reads as None."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+@contextlib.contextmanager
+def output_lock(state_dir: Path, wait: float = 60.0) -> Iterator[None]:
+    """Hold the output folder's lock (shared by one-shot builds and the service)."""
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CccnError(f"{state_dir}: cannot create the state folder: {exc.strerror}") from None
+    fd = os.open(state_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise LockedError(
+                        f"{state_dir / LOCK}: another build holds the lock; try again later"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)

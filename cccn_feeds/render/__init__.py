@@ -1,0 +1,28 @@
+"""Renderers: one module per format, each ``render(ctx) -> {relative path: bytes}``.
+
+They are imported lazily (heavy libraries stay out of ``--help``) and run in this order.
+Every renderer must be deterministic: the same context gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from cccn_feeds.context import BuildContext
+
+Renderer = Callable[[BuildContext], dict[str, bytes]]
+
+RENDERERS: tuple[str, ...] = ("cccn_feeds.render.jsonfeed",)
+
+
+def render_all(ctx: BuildContext, names: tuple[str, ...] = RENDERERS) -> dict[str, bytes]:
+    """Run every renderer and merge their outputs; two claiming one path is a bug."""
+    outputs: dict[str, bytes] = {}
+    for name in names:
+        render: Renderer = importlib.import_module(name).render
+        for path, data in render(ctx).items():
+            if path in outputs:
+                raise RuntimeError(f"{name} and another renderer both produce {path}")
+            outputs[path] = data
+    return outputs

@@ -1,0 +1,115 @@
+"""Markdown to sanitised HTML and to plain text, shared by every renderer."""
+
+from __future__ import annotations
+
+import html
+import re
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+_ALLOWED_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "dl", "dt", "em", "h1", "h2",
+    "h3", "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "s", "strong", "sub",
+    "sup", "table", "tbody", "td", "th", "thead", "tr", "ul",
+}  # fmt: skip
+_ALLOWED_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title", "width", "height"},
+    "abbr": {"title"},
+    "td": {"align"},
+    "th": {"align"},
+}
+_URL_ATTR = re.compile(r'(?P<attr>\b(?:href|src))="(?P<url>[^"]*)"')
+
+
+@lru_cache(maxsize=1)
+def _markdown() -> Any:
+    from markdown_it import MarkdownIt
+
+    # CommonMark with tables and strikethrough; raw HTML in the source is escaped, not passed.
+    return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
+        ["table", "strikethrough"]
+    )
+
+
+def absolutize(html_text: str, base: str) -> str:
+    """Make every href and src absolute against ``base`` (readers break on relative links)."""
+    if not base:
+        return html_text
+
+    def fix(match: re.Match[str]) -> str:
+        url = html.unescape(match["url"])
+        return f'{match["attr"]}="{html.escape(urljoin(base, url), quote=True)}"'
+
+    return _URL_ATTR.sub(fix, html_text)
+
+
+def markdown_html(text: str, base: str = "") -> str:
+    """Markdown to sanitised HTML with absolute links; empty text gives an empty string."""
+    if not text.strip():
+        return ""
+    import nh3
+
+    rendered = _markdown().render(text)
+    clean = nh3.clean(
+        rendered,
+        tags=_ALLOWED_TAGS,
+        attributes=_ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer",
+    )
+    return absolutize(clean, base).strip()
+
+
+def markdown_text(text: str) -> str:
+    """Markdown to readable plain text: paragraphs kept, links as "label (address)"."""
+    if not text.strip():
+        return ""
+    tokens = _markdown().parse(text)
+    out: list[str] = []
+    for token in tokens:
+        if token.type == "inline":
+            out.append(_inline_text(token.children or []))
+        elif token.type in {"fence", "code_block"}:
+            out.append(token.content.rstrip("\n"))
+        elif token.type == "list_item_open":
+            out.append("- ")
+        elif token.type == "paragraph_close" or token.type.startswith("heading_close"):
+            out.append("\n\n")
+        elif token.type in {"fence", "hr"}:
+            out.append("\n")
+    joined = "".join(out)
+    joined = re.sub(r"- \n*", "- ", joined)
+    return re.sub(r"\n{3,}", "\n\n", joined).strip()
+
+
+def _inline_text(children: list[Any]) -> str:
+    parts: list[str] = []
+    href_stack: list[str] = []
+    label_start: list[int] = []
+    for child in children:
+        if child.type in {"text", "code_inline"}:
+            parts.append(child.content)
+        elif child.type in {"softbreak", "hardbreak"}:
+            parts.append("\n" if child.type == "hardbreak" else " ")
+        elif child.type == "link_open":
+            href_stack.append(str(child.attrs.get("href", "")))
+            label_start.append(len(parts))
+        elif child.type == "link_close" and href_stack:
+            href = href_stack.pop()
+            label = "".join(parts[label_start.pop() :])
+            if href and href != label and urlsplit(href).scheme in {"http", "https", "mailto"}:
+                parts.append(f" ({href})")
+        elif child.type == "image":
+            parts.append(child.content or "")
+    return "".join(parts)
+
+
+def first_sentence_summary(text: str, limit: int = 280) -> str:
+    """A short plain-text summary: the text up to ``limit`` characters, cut at a word."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[: limit - 1].rsplit(" ", 1)[0]
+    return cut + "…"
