@@ -68,7 +68,8 @@ def build(
     moment = (now or utcnow()).astimezone(UTC)
     state_dir = settings.paths.state_dir
     with output_lock(state_dir, wait=lock_wait):
-        previous = History.from_json(read_json(state_dir / HISTORY) or {})
+        stored = read_json(state_dir / HISTORY) or {}
+        previous = History.from_json(stored)
         advanced = advance(previous, content.events, moment, settings.calendar.cancelled_days)
         broken = declared_broken(settings)
         ctx = BuildContext(
@@ -82,7 +83,7 @@ def build(
         outputs = render_all(ctx, renderers or RENDERERS)
         report = publish(outputs, settings.paths.output_dir, state_dir)
         new_history = advanced.history.to_json()
-        if new_history != (read_json(state_dir / HISTORY) or {}):
+        if new_history != stored:
             write_json(state_dir / HISTORY, new_history)
     return BuildResult(
         report=report,
