@@ -65,6 +65,11 @@ class _Checker:
         return _Invalid()
 
 
+def _own(container: Any) -> int | None:
+    """The line a LineDict or LineList starts on (None for values built in Python)."""
+    return getattr(container, "line", None)
+
+
 def _line(container: Any, key: str | int, default: int | None) -> int | None:
     """Line of a key in a LineDict or of an index in a LineList."""
     if isinstance(container, LineDict):
@@ -128,6 +133,15 @@ def parse_when(
     else:
         raise ck.fail(line, path, f"expected a date such as 2025-12-08, got {_describe(value)}")
     match = _DATETIME_RE.match(text)
+    written = re.fullmatch(r"(\d{1,2})[/.](\d{1,2})[/.](\d{4})", text)
+    if not match and written:
+        day_, month_, year_ = written.groups()
+        raise ck.fail(
+            line,
+            path,
+            f"{text!r} is written day/month/year; write it as "
+            f"{year_}-{int(month_):02d}-{int(day_):02d} (YYYY-MM-DD)",
+        )
     if not match:
         raise ck.fail(
             line,
@@ -158,7 +172,7 @@ def parse_when(
             sign = 1 if offset[0] == "+" else -1
             hours, minutes = int(offset[1:3]), int(offset[4:6])
             if hours > 23 or minutes > 59:
-                raise ck.fail(line, path, f"{offset!r} is not a valid UTC offset")
+                raise ck.fail(line, path, f"{text!r}: {offset} is not a valid UTC offset")
             zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
         return datetime.combine(day, clock, tzinfo=zone).astimezone(tz)
     local = datetime.combine(day, clock, tzinfo=tz)
@@ -211,10 +225,10 @@ def check_tags(value: Any, ck: _Checker, line: int | None, path: str) -> tuple[s
     return tuple(tags)
 
 
-def _check_id(raw: LineDict, ck: _Checker, path: str, seen: dict[str, int]) -> str:
-    line = _line(raw, "id", raw.line)
+def _check_id(raw: dict[str, Any], ck: _Checker, path: str, seen: dict[str, int]) -> str:
+    line = _line(raw, "id", _own(raw))
     if "id" not in raw:
-        raise ck.fail(raw.line, f"{path}.id", "required; add a unique slug such as launch-2025")
+        raise ck.fail(_own(raw), f"{path}.id", "required; add a unique slug such as launch-2025")
     value = raw["id"]
     text = str(value) if isinstance(value, int | str) and not isinstance(value, bool) else None
     if text is None or not ID_RE.match(text):
@@ -230,41 +244,45 @@ def _check_id(raw: LineDict, ck: _Checker, path: str, seen: dict[str, int]) -> s
     return text
 
 
-def _unknown_fields(raw: LineDict, allowed: tuple[str, ...], ck: _Checker, path: str) -> None:
+def _unknown_fields(raw: dict[str, Any], allowed: tuple[str, ...], ck: _Checker, path: str) -> None:
     for key in raw:
         if key in allowed or key.startswith(("x-", "_")):
             continue
         ck.add(
-            _line(raw, key, raw.line),
+            _line(raw, key, _own(raw)),
             f"{path}.{key}",
             "unknown field" + did_you_mean(key, allowed) + " (prefix private fields with x-)",
         )
 
 
-def _top_list(document: Any, key: str, ck: _Checker) -> LineList:
+def _top_list(document: Any, key: str, ck: _Checker) -> list[Any]:
     """The list under the document's one top-level key."""
     if document is None:
         return LineList()
-    if not isinstance(document, LineDict):
+    if not isinstance(document, dict):
         ck.add(
-            getattr(document, "line", 1),
+            _own(document) or 1,
             "",
-            f"expected a mapping with a '{key}:' list at the top, got {_describe(document)}",
+            f"expected a mapping with the '{key}:' list at the top, got {_describe(document)}; "
+            f"start the file with '{key}:'",
         )
         return LineList()
+    suggested = False
     for other in document:
         if other != key:
+            hint = did_you_mean(other, [key])
+            suggested = suggested or bool(hint)
             ck.add(
                 _line(document, other, 1),
                 other,
-                f"unknown top-level key{did_you_mean(other, [key])}; the file holds '{key}:'",
+                f"unknown top-level key{hint or f'; the file holds only the {key!r} list'}",
             )
     items = document.get(key)
     if items is None:
-        if key not in document:
-            ck.add(document.line, key, f"missing; the file must hold a '{key}:' list")
+        if key not in document and not suggested:
+            ck.add(_own(document), key, f"missing; the file must hold the '{key}:' list")
         return LineList()
-    if not isinstance(items, LineList):
+    if not isinstance(items, list):
         ck.add(_line(document, key, 1), key, f"expected a list, got {_describe(items)}")
         return LineList()
     return items
@@ -273,14 +291,16 @@ def _top_list(document: Any, key: str, ck: _Checker) -> LineList:
 FieldFn = Callable[[Any, int | None, str], Any]
 
 
-def _fields(raw: LineDict, ck: _Checker, path: str, spec: dict[str, FieldFn]) -> dict[str, Any]:
+def _fields(
+    raw: dict[str, Any], ck: _Checker, path: str, spec: dict[str, FieldFn]
+) -> dict[str, Any]:
     """Convert the present fields in ``spec``; a rejected field is left out."""
     out: dict[str, Any] = {}
     for key, convert in spec.items():
         if key not in raw or (raw[key] is None and key not in {"title"}):
             continue
         try:
-            out[key] = convert(raw[key], _line(raw, key, raw.line), f"{path}.{key}")
+            out[key] = convert(raw[key], _line(raw, key, _own(raw)), f"{path}.{key}")
         except _Invalid:
             out.setdefault("_invalid", set()).add(key)
     return out
@@ -293,9 +313,9 @@ def validate_news(document: Any, ck: _Checker, site_tz: ZoneInfo) -> list[NewsIt
     news: list[NewsItem] = []
     for index, raw in enumerate(items):
         path = f"news[{index}]"
-        if not isinstance(raw, LineDict):
+        if not isinstance(raw, dict):
             ck.add(
-                _line(items, index, items.line), path, f"expected a mapping, got {_describe(raw)}"
+                _line(items, index, _own(items)), path, f"expected a mapping, got {_describe(raw)}"
             )
             continue
         _unknown_fields(raw, NEWS_FIELDS, ck, path)
@@ -324,7 +344,7 @@ def validate_news(document: Any, ck: _Checker, site_tz: ZoneInfo) -> list[NewsIt
         )
         for required in ("title", "date"):
             if required not in raw:
-                ck.add(raw.line, f"{path}.{required}", _REQUIRED[required])
+                ck.add(_own(raw), f"{path}.{required}", _REQUIRED[required])
         if not item_id or values.get("_invalid") or "title" not in values or "date" not in values:
             continue
         when = values.pop("date")
@@ -333,7 +353,7 @@ def validate_news(document: Any, ck: _Checker, site_tz: ZoneInfo) -> list[NewsIt
                 id=item_id,
                 date=_aware(when, site_tz),
                 date_only=not isinstance(when, datetime),
-                line=raw.line,
+                line=_own(raw) or 0,
                 **values,
             )
         )
@@ -392,7 +412,7 @@ def _ref_fn(ck: _Checker) -> FieldFn:
 
 
 def _check_location(value: Any, ck: _Checker, line: int | None, path: str) -> Location:
-    if not isinstance(value, LineDict):
+    if not isinstance(value, dict):
         return Location(name=check_text(value, ck, line, path, one_line=True))
     _unknown_fields(value, ("name", "address", "geo"), ck, path)
     name = address = ""
@@ -414,7 +434,7 @@ def _check_location(value: Any, ck: _Checker, line: int | None, path: str) -> Lo
 
 
 def _check_geo(value: Any, ck: _Checker, line: int | None, path: str) -> Geo:
-    if not isinstance(value, LineDict) or set(value) != {"lat", "lon"}:
+    if not isinstance(value, dict) or set(value) != {"lat", "lon"}:
         raise ck.fail(line, path, "expected a mapping with lat and lon, e.g. {lat: 49.6, lon: 6.1}")
     numbers: dict[str, float] = {}
     for key, limit in (("lat", 90.0), ("lon", 180.0)):
@@ -434,7 +454,7 @@ def _check_geo(value: Any, ck: _Checker, line: int | None, path: str) -> Geo:
 
 
 def _check_organizer(value: Any, ck: _Checker, line: int | None, path: str) -> Organizer:
-    if not isinstance(value, LineDict):
+    if not isinstance(value, dict):
         return Organizer(name=check_text(value, ck, line, path, one_line=True))
     _unknown_fields(value, ("name", "email"), ck, path)
     if "name" not in value:
@@ -539,9 +559,9 @@ def validate_events(document: Any, ck: _Checker, site_tz: ZoneInfo) -> list[Even
     events: list[Event] = []
     for index, raw in enumerate(items):
         path = f"events[{index}]"
-        if not isinstance(raw, LineDict):
+        if not isinstance(raw, dict):
             ck.add(
-                _line(items, index, items.line), path, f"expected a mapping, got {_describe(raw)}"
+                _line(items, index, _own(items)), path, f"expected a mapping, got {_describe(raw)}"
             )
             continue
         event = _validate_event(raw, ck, path, seen, site_tz)
@@ -551,7 +571,7 @@ def validate_events(document: Any, ck: _Checker, site_tz: ZoneInfo) -> list[Even
 
 
 def _validate_event(
-    raw: LineDict, ck: _Checker, path: str, seen: dict[str, int], site_tz: ZoneInfo
+    raw: dict[str, Any], ck: _Checker, path: str, seen: dict[str, int], site_tz: ZoneInfo
 ) -> Event | None:
     _unknown_fields(raw, EVENT_FIELDS, ck, path)
     ok = True
@@ -563,7 +583,7 @@ def _validate_event(
     if raw.get("timezone") is not None:
         try:
             tz = _check_timezone(
-                raw["timezone"], ck, _line(raw, "timezone", raw.line), f"{path}.timezone"
+                raw["timezone"], ck, _line(raw, "timezone", _own(raw)), f"{path}.timezone"
             )
         except _Invalid:
             ok = False
@@ -586,22 +606,24 @@ def _validate_event(
     )
     for required in ("title", "start"):
         if required not in raw:
-            ck.add(raw.line, f"{path}.{required}", _REQUIRED[required])
+            ck.add(_own(raw), f"{path}.{required}", _REQUIRED[required])
             ok = False
     if values.pop("_invalid", None) or "title" not in values:
         ok = False
     start = end = None
     if raw.get("start") is not None:
         try:
-            start = parse_when(raw["start"], tz, ck, _line(raw, "start", raw.line), f"{path}.start")
+            start = parse_when(
+                raw["start"], tz, ck, _line(raw, "start", _own(raw)), f"{path}.start"
+            )
         except _Invalid:
             ok = False
     elif "start" in raw:
-        ck.add(_line(raw, "start", raw.line), f"{path}.start", "must not be empty")
+        ck.add(_line(raw, "start", _own(raw)), f"{path}.start", "must not be empty")
     if start is None:
         return None
     all_day = not isinstance(start, datetime)
-    end_line = _line(raw, "end", raw.line)
+    end_line = _line(raw, "end", _own(raw))
     if raw.get("end") is not None:
         try:
             end = parse_when(
@@ -626,16 +648,18 @@ def _validate_event(
     if raw.get("rrule") is not None:
         try:
             extra["rrule"] = check_rrule(
-                raw["rrule"], ck, _line(raw, "rrule", raw.line), f"{path}.rrule", start
+                raw["rrule"], ck, _line(raw, "rrule", _own(raw)), f"{path}.rrule", start
             )
         except _Invalid:
             ok = False
     if raw.get("exdates") is not None:
         extra["exdates"] = _check_exdates(
-            raw["exdates"], ck, _line(raw, "exdates", raw.line), f"{path}.exdates", start, tz
+            raw["exdates"], ck, _line(raw, "exdates", _own(raw)), f"{path}.exdates", start, tz
         )
         if "rrule" not in raw:
-            ck.add(_line(raw, "exdates", raw.line), f"{path}.exdates", "needs an rrule to apply to")
+            ck.add(
+                _line(raw, "exdates", _own(raw)), f"{path}.exdates", "needs an rrule to apply to"
+            )
             ok = False
     if not ok or not event_id:
         return None
@@ -645,7 +669,7 @@ def _validate_event(
         end=end,
         all_day=all_day,
         timezone=tz,
-        line=raw.line,
+        line=_own(raw) or 0,
         **values,
         **extra,
     )
@@ -686,7 +710,7 @@ def _cross_check(
 
 
 def _raw_items(document: Any, key: str) -> list[Any]:
-    if isinstance(document, LineDict) and isinstance(document.get(key), LineList):
+    if isinstance(document, dict) and isinstance(document.get(key), list):
         return list(document[key])
     return []
 
@@ -697,15 +721,15 @@ def _raw_ids(document: Any, key: str) -> set[str]:
 
 def _index(document: Any, key: str, item_id: str, fallback: int) -> int:
     for i, raw in enumerate(_raw_items(document, key)):
-        if isinstance(raw, LineDict) and str(raw.get("id")) == item_id:
+        if isinstance(raw, dict) and str(raw.get("id")) == item_id:
             return i
     return fallback
 
 
 def _ref_line(document: Any, key: str, item: NewsItem | Event, field_name: str) -> int | None:
     for raw in _raw_items(document, key):
-        if isinstance(raw, LineDict) and str(raw.get("id")) == item.id:
-            return _line(raw, field_name, raw.line)
+        if isinstance(raw, dict) and str(raw.get("id")) == item.id:
+            return _line(raw, field_name, _own(raw))
     return item.line
 
 
