@@ -117,6 +117,7 @@ def _unchanged(target: Path, data: bytes, known: str | None) -> bool:
 def publish(outputs: Mapping[str, bytes], out_dir: Path, state_dir: Path) -> PublishReport:
     """Write changed outputs atomically, then remove those no longer produced."""
     previous = read_manifest(state_dir)
+    _sweep_temporaries(out_dir)
     report = PublishReport()
     touched_dirs: set[Path] = set()
     manifest: dict[str, str] = {}
@@ -150,6 +151,18 @@ def publish(outputs: Mapping[str, bytes], out_dir: Path, state_dir: Path) -> Pub
         state_dir.mkdir(parents=True, exist_ok=True)
         write_json(state_dir / MANIFEST, {"files": manifest})
     return report
+
+
+def _sweep_temporaries(out_dir: Path) -> None:
+    """Remove temporary files a killed build left behind (the caller holds the lock)."""
+    if not out_dir.is_dir():
+        return
+    for folder, dirs, files in os.walk(out_dir):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            if name.startswith(".") and name.endswith(".tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(folder, name))
 
 
 def _prune_empty(folder: Path, root: Path) -> None:

@@ -1,0 +1,131 @@
+"""The pipeline end to end: deterministic, incremental, and untouched by bad data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cccn_feeds.build import build
+from cccn_feeds.cli import main
+from cccn_feeds.errors import DataError
+from cccn_feeds.settings import Settings
+from tests.conftest import EXAMPLE_NOW, make_settings
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, float]]:
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".state" not in p.parts
+    }
+
+
+class TestBuild:
+    """Same input, same bytes; nothing rewritten that did not change."""
+
+    def test_build_twice(self, settings: Settings) -> None:
+        first = build(settings, now=EXAMPLE_NOW)
+        assert "news.json" in first.report.written
+        before = _snapshot(settings.paths.output_dir)
+        second = build(settings, now=EXAMPLE_NOW)
+        assert second.report.written == [] and second.report.removed == []
+        assert _snapshot(settings.paths.output_dir) == before
+
+    def test_same_input_same_bytes_in_two_folders(self, settings: Settings, tmp_path: Path) -> None:
+        other = make_settings(settings.paths.data_dir, tmp_path / "other")
+        build(settings, now=EXAMPLE_NOW)
+        build(other, now=EXAMPLE_NOW)
+        a = {k: v[0] for k, v in _snapshot(settings.paths.output_dir).items()}
+        b = {k: v[0] for k, v in _snapshot(other.paths.output_dir).items()}
+        assert a == b and a
+        assert (tmp_path / "other" / ".state" / "history.json").exists()
+
+    def test_bad_data_leaves_output_untouched(self, settings: Settings) -> None:
+        build(settings, now=EXAMPLE_NOW)
+        before = _snapshot(settings.paths.output_dir)
+        state_before = sorted((settings.paths.state_dir).iterdir())
+        news = settings.paths.data_dir / "news.yaml"
+        news.write_text(news.read_text().replace("date: 2027-01-20", "date: 2027-01-32", 1))
+        with pytest.raises(DataError, match=r"news\[1\]\.date"):
+            build(settings, now=EXAMPLE_NOW)
+        assert _snapshot(settings.paths.output_dir) == before
+        assert sorted(settings.paths.state_dir.iterdir()) == state_before
+
+    def test_cli_build_prints_what_it_did(
+        self, settings: Settings, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        args = ["build", "--data", str(settings.paths.data_dir), "--out",
+                str(settings.paths.output_dir), "--now", "2027-01-15T12:00"]  # fmt: skip
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        assert "written" in out and "news.json" in out
+        assert main(args) == 0
+        assert "0 written" in capsys.readouterr().out
+
+    def test_state_folder_can_live_elsewhere(self, settings: Settings, tmp_path: Path) -> None:
+        moved = settings.replace("paths", state=str(tmp_path / "elsewhere"))
+        build(moved, now=EXAMPLE_NOW)
+        assert (tmp_path / "elsewhere" / "history.json").exists()
+        assert not (settings.paths.output_dir / ".state").exists()
+
+
+def _parse_all(folder: Path) -> int:
+    """Parse every published file by its kind; return how many were checked."""
+    from icalendar import Calendar
+    from lxml import etree
+
+    checked = 0
+    for path in folder.rglob("*"):
+        if not path.is_file() or ".state" in path.parts:
+            continue
+        data = path.read_bytes()
+        if path.suffix == ".json":
+            json.loads(data)
+        elif path.suffix in {".rss", ".atom", ".xml", ".opml", ".xsl"}:
+            etree.fromstring(data)
+        elif path.suffix == ".ics":
+            Calendar.from_ical(data)
+        elif path.suffix == ".html":
+            assert data.rstrip().endswith(b"</html>")
+        checked += 1
+    return checked
+
+
+def test_killed_builds_leave_whole_files(settings: Settings, tmp_path: Path) -> None:
+    """SIGKILL real `cccn-feeds build` runs at many points; every file stays whole."""
+    alt = tmp_path / "alt"
+    shutil.copytree(settings.paths.data_dir, alt)
+    news = alt / "news.yaml"
+    news.write_text(news.read_text().replace("Example:", "Changed example:"))
+    exe = Path(sys.executable).with_name("cccn-feeds")
+    out = settings.paths.output_dir
+    for attempt in range(12):
+        data = alt if attempt % 2 else settings.paths.data_dir
+        with subprocess.Popen(
+            [
+                str(exe),
+                "build",
+                "-q",
+                "--data",
+                str(data),
+                "--out",
+                str(out),
+                "--now",
+                "2027-01-15T12:00",
+            ],  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ) as child:
+            time.sleep(0.15 + 0.05 * (attempt % 5))
+            child.send_signal(signal.SIGKILL)
+        if out.exists():
+            _parse_all(out)
+    build(settings, now=EXAMPLE_NOW)
+    assert _parse_all(out) >= 1
