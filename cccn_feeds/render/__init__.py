@@ -13,7 +13,12 @@ from cccn_feeds.context import BuildContext
 
 Renderer = Callable[[BuildContext], dict[str, bytes]]
 
-RENDERERS: tuple[str, ...] = ("cccn_feeds.render.jsonfeed",)
+RENDERERS: tuple[str, ...] = (
+    "cccn_feeds.render.feeds",
+    "cccn_feeds.render.jsonfeed",
+    "cccn_feeds.render.ics",
+    "cccn_feeds.render.html",
+)
 
 
 def render_all(ctx: BuildContext, names: tuple[str, ...] = RENDERERS) -> dict[str, bytes]:
