@@ -119,7 +119,7 @@ def test_killed_builds_leave_whole_files(settings: Settings, tmp_path: Path) -> 
                 str(out),
                 "--now",
                 "2027-01-15T12:00",
-            ],  # fmt: skip
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         ) as child:

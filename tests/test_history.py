@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from cccn_feeds.history import History, advance, event_from_dict, event_to_dict
 from cccn_feeds.model import Event, Geo, Location, Organizer
 
 LUX = ZoneInfo("Europe/Luxembourg")
-T0 = datetime(2027, 1, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2027, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def _event(**changes: object) -> Event:

@@ -64,9 +64,12 @@ class TestLock:
     """Two builds never interleave."""
 
     def test_second_holder_waits_then_fails(self, tmp_path: Path) -> None:
-        with output_lock(tmp_path), pytest.raises(LockedError, match="another build holds"):
-            with output_lock(tmp_path, wait=0.1):
-                pass
+        with (
+            output_lock(tmp_path),
+            pytest.raises(LockedError, match="another build holds"),
+            output_lock(tmp_path, wait=0.1),
+        ):
+            pass
         with output_lock(tmp_path, wait=0):
             pass
 
