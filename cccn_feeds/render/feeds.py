@@ -1,10 +1,228 @@
-"""Placeholder while this renderer is being written; it produces no files yet."""
+"""RSS 2.0 and Atom 1.0 feeds: the only module that imports feedgen.
+
+feedgen writes the documents; lxml then adds what feedgen cannot: the xml-stylesheet
+processing instruction, WebSub ``hub`` and RFC 5005 archive links in RSS, ``fh:archive``,
+per-entry ``xml:lang`` and explicit Atom text types. Every date comes from the items
+(see :mod:`cccn_feeds.render.feeditems`), so unchanged input gives identical bytes.
+"""
 
 from __future__ import annotations
 
+import html
+import posixpath
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
 from cccn_feeds.context import BuildContext
+from cccn_feeds.render.feeditems import (
+    STYLESHEET,
+    FeedItem,
+    FeedPage,
+    archive_path,
+    documents,
+    pages,
+    plain_title,
+)
+
+ATOM = "http://www.w3.org/2005/Atom"
+FH = "http://purl.org/syndication/history/1.0"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+GENERATOR = "cccn-feeds"
+
+_PARSER = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cccn-feeds")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+def _local(ctx: BuildContext, value: datetime) -> datetime:
+    """A date in the site's zone (RFC 822 offsets such as +0100/+0200 follow from it)."""
+    return value.astimezone(ctx.site.tz).replace(microsecond=0)
+
+
+def _feed_id(ctx: BuildContext, page: FeedPage) -> str:
+    """The permanent Atom id of a feed (all its pages share it): a tag: URI on the domain."""
+    return f"tag:{ctx.site.id_domain},2025:cccn/feeds/{page.doc.base}"
+
+
+def _summary_html(text: str) -> str:
+    """Plain text as HTML for RSS ``description`` (which readers treat as HTML)."""
+    paragraphs = [p for p in text.split("\n\n") if p.strip()]
+    return "".join(
+        "<p>" + "<br>".join(html.escape(line) for line in p.split("\n")) + "</p>"
+        for p in paragraphs
+    )
+
+
+def _generator(ctx: BuildContext, page: FeedPage, fmt: str) -> Any:
+    """A feedgen FeedGenerator filled with the page's channel data and entries."""
+    from feedgen.feed import FeedGenerator
+
+    site = ctx.site
+    doc = page.doc
+    fg = FeedGenerator()
+    fg.load_extension("dc", atom=False, rss=True)
+    fg.load_extension("media", atom=True, rss=True)
+    fg.id(_feed_id(ctx, page))
+    title = doc.title if not page.is_archive else f"{doc.title} (archive {page.number})"
+    fg.title(plain_title(title))
+    fg.description(doc.description)
+    fg.language(site.language)
+    fg.generator(GENERATOR, version=_version())
+    media_type = "application/rss+xml" if fmt == "rss" else "application/atom+xml"
+    # The self link first and the page last: RSS <link> is the href of the last call.
+    fg.link(href=ctx.url(page.path(fmt)), rel="self", type=media_type)
+    if fmt == "atom":
+        for rel, href in _extra_links(ctx, page, fmt):
+            fg.link(href=href, rel=rel, type=media_type if rel != "hub" else None)
+    fg.link(href=site.link, rel="alternate", type="text/html")
+    author: dict[str, str] = {"name": site.publisher, "uri": site.link}
+    if site.contact_email:
+        author["email"] = site.contact_email
+    fg.author(author)
+    fg.dc.dc_publisher(site.publisher)
+    fg.updated(_local(ctx, page.updated))
+    for item in page.items:
+        _entry(ctx, fg.add_entry(order="append"), item)
+    return fg
+
+
+def _extra_links(ctx: BuildContext, page: FeedPage, fmt: str) -> list[tuple[str, str]]:
+    """WebSub hub and RFC 5005 links of a page, as (rel, href)."""
+    links: list[tuple[str, str]] = []
+    if ctx.settings.feeds.hub:
+        links.append(("hub", ctx.settings.feeds.hub))
+    base = page.doc.base
+    if page.is_archive:
+        links.append(("current", ctx.url(archive_path(base, 0, fmt))))
+    if page.prev_archive:
+        links.append(("prev-archive", ctx.url(archive_path(base, page.prev_archive, fmt))))
+    if page.next_archive:
+        links.append(("next-archive", ctx.url(archive_path(base, page.next_archive, fmt))))
+    return links
+
+
+def _entry(ctx: BuildContext, fe: Any, item: FeedItem) -> None:
+    """Fill one feedgen entry."""
+    fe.id(item.uri)
+    fe.guid(item.uri, permalink=False)
+    fe.title(plain_title(item.title))
+    if item.link:
+        fe.link(href=item.link, rel="alternate")
+    # RSS description: the summary as HTML; Atom: summary as text, content as HTML.
+    fe.description(_summary_html(item.summary) or item.content_html)
+    fe.content(item.content_html, type="html")
+    if item.summary:
+        fe.summary(plain_title(item.summary), type="text")
+    for tag in item.tags:
+        fe.category(term=tag, label=tag)
+    if item.author:
+        fe.author({"name": item.author})
+        fe.dc.dc_creator(item.author)
+    fe.published(_local(ctx, item.published))
+    fe.updated(_local(ctx, item.updated))
+    if item.image:
+        fe.media.content(url=item.image, medium="image", group=None)
+
+
+def _stylesheet_href(page_path: str) -> str:
+    """The stylesheet's address relative to a page (works under any base_url)."""
+    return posixpath.relpath(STYLESHEET, posixpath.dirname(page_path) or ".")
+
+
+def _finish(root: etree._Element, page_path: str) -> bytes:
+    """Add the stylesheet instruction and serialise as pretty UTF-8 XML."""
+    href = _stylesheet_href(page_path)
+    root.addprevious(
+        etree.ProcessingInstruction("xml-stylesheet", f'type="text/xsl" href="{href}"')
+    )
+    data: bytes = etree.tostring(
+        root.getroottree(), xml_declaration=True, encoding="UTF-8", pretty_print=True
+    )
+    return data
+
+
+def _mark_archive(root: etree._Element, parent: etree._Element) -> None:
+    """Add ``<fh:archive/>`` (RFC 5005) with the namespace declared on the root."""
+    etree.SubElement(parent, f"{{{FH}}}archive")
+    etree.cleanup_namespaces(root, top_nsmap={"fh": FH})
+
+
+def rss(ctx: BuildContext, page: FeedPage) -> bytes:
+    """One RSS 2.0 document."""
+    fg = _generator(ctx, page, "rss")
+    root = etree.fromstring(fg.rss_str(pretty=False), _PARSER)
+    channel = root.find("channel")
+    assert channel is not None
+    self_link = channel.find(f"{{{ATOM}}}link")
+    anchor = self_link if self_link is not None else channel.find("description")
+    assert anchor is not None
+    for rel, href in reversed(_extra_links(ctx, page, "rss")):
+        link = etree.Element(f"{{{ATOM}}}link", href=href, rel=rel)
+        if rel != "hub":
+            link.set("type", "application/rss+xml")
+        anchor.addnext(link)
+    if page.is_archive:
+        _mark_archive(root, channel)
+    return _hex_references(_finish(root, page.path("rss")))
+
+
+_PLAIN_TEXT = re.compile(rb"<(title|category|dc:creator|dc:publisher)>(.*?)</\1>", re.DOTALL)
+
+
+def _hex_references(data: bytes) -> bytes:
+    """RSS Best Practices Profile: "&", "<", ">" in plain-text elements as hex references."""
+
+    def fix(match: re.Match[bytes]) -> bytes:
+        text = match[2].replace(b"&amp;", b"&#x26;").replace(b"&lt;", b"&#x3C;")
+        text = text.replace(b"&gt;", b"&#x3E;")
+        return b"<%s>%s</%s>" % (match[1], text, match[1])
+
+    return _PLAIN_TEXT.sub(fix, data)
+
+
+def atom(ctx: BuildContext, page: FeedPage) -> bytes:
+    """One Atom 1.0 document."""
+    fg = _generator(ctx, page, "atom")
+    root = etree.fromstring(fg.atom_str(pretty=False), _PARSER)
+    for name in ("title", "subtitle"):
+        element = root.find(f"{{{ATOM}}}{name}")
+        if element is not None:
+            element.set("type", "text")
+    by_id = {item.uri: item for item in page.items}
+    for entry in root.iterfind(f"{{{ATOM}}}entry"):
+        title = entry.find(f"{{{ATOM}}}title")
+        if title is not None:
+            title.set("type", "text")
+        entry_id = entry.findtext(f"{{{ATOM}}}id") or ""
+        item = by_id.get(entry_id)
+        if item is not None and item.language and item.language != ctx.site.language:
+            entry.set(XML_LANG, item.language)
+    if page.is_archive:
+        _mark_archive(root, root)
+    return _finish(root, page.path("atom"))
+
+
+def stylesheet() -> bytes:
+    """The XSL stylesheet that turns a feed into a readable page in a browser."""
+    return (Path(__file__).resolve().parent.parent / "static" / STYLESHEET).read_bytes()
 
 
 def render(ctx: BuildContext) -> dict[str, bytes]:
-    """No outputs yet."""
-    return {}
+    """Every RSS and Atom document (subscription documents and archives) and feed.xsl."""
+    outputs: dict[str, bytes] = {STYLESHEET: stylesheet()}
+    for doc in documents(ctx):
+        for page in pages(doc, ctx.settings.feeds.max_items):
+            outputs[page.path("rss")] = rss(ctx, page)
+            outputs[page.path("atom")] = atom(ctx, page)
+    return outputs

@@ -1,4 +1,10 @@
-"""JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/) for news."""
+"""JSON Feed 1.1 (https://www.jsonfeed.org/version/1.1/) for news and events.
+
+The same documents, items, dates and pages as RSS and Atom
+(:mod:`cccn_feeds.render.feeditems`). JSON Feed has no RFC 5005 archives; older items are
+reached through ``next_url`` (pagination), from the subscription document to the newest
+archive page and on to older ones, so every item is reachable exactly once.
+"""
 
 from __future__ import annotations
 
@@ -7,62 +13,64 @@ from datetime import datetime
 from typing import Any
 
 from cccn_feeds.context import BuildContext
-from cccn_feeds.model import NewsItem
-from cccn_feeds.text import markdown_html, markdown_text
+from cccn_feeds.render.feeditems import FeedItem, FeedPage, archive_path, documents, pages
+
+VERSION = "https://jsonfeed.org/version/1.1"
 
 
-def _rfc3339(value: datetime) -> str:
-    return value.isoformat(timespec="seconds")
+def _rfc3339(ctx: BuildContext, value: datetime) -> str:
+    """RFC 3339 in the site's zone, to the second."""
+    return value.astimezone(ctx.site.tz).replace(microsecond=0).isoformat()
 
 
-def news_item(ctx: BuildContext, item: NewsItem) -> dict[str, Any]:
-    """One news item as a JSON Feed item."""
-    entry: dict[str, Any] = {
-        "id": ctx.tag_uri("news", item.id),
-        "title": item.title,
-        "date_published": _rfc3339(item.date),
-    }
-    if item.url:
-        entry["url"] = item.url
-    if item.updated:
-        entry["date_modified"] = _rfc3339(item.updated)
-    body = markdown_html(item.body or item.summary, base=item.url or ctx.site.link)
-    entry["content_html"] = body or f"<p>{_escape(item.title)}</p>"
+def item_json(ctx: BuildContext, item: FeedItem) -> dict[str, Any]:
+    """One item as a JSON Feed item (keys in a fixed order)."""
+    entry: dict[str, Any] = {"id": item.uri}
+    if item.link:
+        entry["url"] = item.link
+    entry["title"] = item.title
+    entry["content_html"] = item.content_html
     if item.summary:
-        entry["summary"] = markdown_text(item.summary)
-    if item.source:
-        entry["authors"] = [{"name": item.source}]
-    if item.tags:
-        entry["tags"] = list(item.tags)
-    if item.lang:
-        entry["language"] = item.lang
+        entry["summary"] = item.summary
     if item.image:
         entry["image"] = item.image
+    entry["date_published"] = _rfc3339(ctx, item.published)
+    entry["date_modified"] = _rfc3339(ctx, item.updated)
+    if item.author:
+        entry["authors"] = [{"name": item.author}]
+    if item.tags:
+        entry["tags"] = list(item.tags)
+    if item.language:
+        entry["language"] = item.language
     return entry
 
 
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
-
-
-def feed_document(ctx: BuildContext, path: str, title: str, items: list[dict[str, Any]]) -> bytes:
+def page_json(ctx: BuildContext, page: FeedPage) -> bytes:
     """A whole JSON Feed document as UTF-8 bytes with stable key order."""
-    doc: dict[str, Any] = {
-        "version": "https://jsonfeed.org/version/1.1",
+    doc = page.doc
+    site = ctx.site
+    title = doc.title if not page.is_archive else f"{doc.title} (archive {page.number})"
+    feed: dict[str, Any] = {
+        "version": VERSION,
         "title": title,
-        "home_page_url": ctx.site.link,
-        "feed_url": ctx.url(path),
-        "description": ctx.site.description,
-        "language": ctx.site.language,
-        "authors": [{"name": ctx.site.publisher, "url": ctx.site.link}],
-        "items": items,
+        "home_page_url": site.link,
+        "feed_url": ctx.url(page.path("json")),
+        "description": doc.description,
     }
-    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    # JSON Feed pagination runs from newer to older documents.
+    older = page.prev_archive
+    if older:
+        feed["next_url"] = ctx.url(archive_path(doc.base, older, "json"))
+    feed["language"] = site.language
+    feed["authors"] = [{"name": site.publisher, "url": site.link}]
+    feed["items"] = [item_json(ctx, item) for item in page.items]
+    return (json.dumps(feed, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def render(ctx: BuildContext) -> dict[str, bytes]:
-    """news.json."""
-    items = [news_item(ctx, n) for n in ctx.content.news]
-    return {"news.json": feed_document(ctx, "news.json", f"{ctx.site.title}: news", items)}
+    """Every JSON Feed document: news, events, per tag, and their archive pages."""
+    outputs: dict[str, bytes] = {}
+    for doc in documents(ctx):
+        for page in pages(doc, ctx.settings.feeds.max_items):
+            outputs[page.path("json")] = page_json(ctx, page)
+    return outputs

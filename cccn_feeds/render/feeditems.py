@@ -1,0 +1,407 @@
+"""What every feed format shares: items, their dates, documents and archive pages.
+
+The RSS/Atom writer (:mod:`cccn_feeds.render.feeds`) and the JSON Feed writer
+(:mod:`cccn_feeds.render.jsonfeed`) both start from the :class:`FeedDocument` values made
+here, so the three formats carry the same items, dates, links and pages.
+
+Distinct timestamps
+    Readers mis-sort items that share a timestamp and the W3C validator warns about them.
+    Each kind of item (all news, all events) is put in one chronological order, by date and
+    then by id; walking that order, an item keeps its own date (to the second) unless that
+    is not later than the previous item's, in which case it takes the previous item's plus
+    one second. The rule looks only at the content, never at the clock, and it is computed
+    over every item of a kind, so an item has the same dates in the main feed, in its tag
+    feeds and in the archives.
+
+Archive pages (RFC 5005)
+    A feed's items, oldest first, are cut into pages of ``[feeds] max_items`` counted from
+    the oldest item. The newest ``max_items`` items form the subscription document; the
+    older ones are in archive pages 1, 2, … (page 1 holds the oldest). A page, once full,
+    never changes because new items only ever join the newest end.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from cccn_feeds.context import BuildContext
+from cccn_feeds.model import Event, NewsItem, tag_slug
+from cccn_feeds.text import first_sentence_summary, markdown_html, markdown_text
+
+Kind = Literal["news", "events"]
+STYLESHEET = "feed.xsl"
+ONE_SECOND = timedelta(seconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedItem:
+    """One entry as every format needs it; text fields are plain text unless named html."""
+
+    key: str  # the item's id in the YAML
+    uri: str  # permanent identifier (a tag: URI)
+    title: str
+    link: str  # absolute address, may be empty for news without one
+    published: datetime  # distinct within its kind
+    updated: datetime  # distinct within its kind; the feed date
+    summary: str
+    content_html: str
+    tags: tuple[str, ...] = ()
+    author: str = ""
+    image: str = ""
+    language: str = ""
+    when: str = ""
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FeedDocument:
+    """One feed (all its items, display order) before it is cut into pages."""
+
+    base: str  # output path without extension, e.g. "news" or "tags/jane-2/events"
+    kind: Kind
+    title: str
+    description: str
+    items: tuple[FeedItem, ...]
+    empty_date: datetime  # the feed date when there is no item at all
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """One document to write: the subscription document or an archive page."""
+
+    doc: FeedDocument
+    number: int  # 0 for the subscription document, else the archive page number
+    items: tuple[FeedItem, ...]  # display order
+    prev_archive: int  # number of the next older archive page, 0 if none
+    next_archive: int  # number of the next newer archive page, 0 if none (or current)
+
+    @property
+    def is_archive(self) -> bool:
+        """Whether this is an RFC 5005 archive document."""
+        return self.number > 0
+
+    def path(self, ext: str) -> str:
+        """The output path of this page in one format (``rss``, ``atom`` or ``json``)."""
+        return archive_path(self.doc.base, self.number, ext)
+
+    @property
+    def updated(self) -> datetime:
+        """The page's date: its newest item's feed date, never the clock."""
+        if not self.items:
+            return self.doc.empty_date
+        return max(item.updated for item in self.items)
+
+
+def archive_path(base: str, number: int, ext: str) -> str:
+    """``news.rss`` for the subscription document, ``news-archive-3.rss`` for page 3."""
+    return f"{base}.{ext}" if number == 0 else f"{base}-archive-{number}.{ext}"
+
+
+def distinct_times(dates: Iterable[tuple[str, datetime]]) -> dict[str, datetime]:
+    """Id -> a timestamp unique among ``dates`` (see the module docstring for the rule)."""
+    ordered = sorted((d.replace(microsecond=0), key) for key, d in dates)
+    result: dict[str, datetime] = {}
+    previous: datetime | None = None
+    for when, key in ordered:
+        if previous is not None and when <= previous:
+            when = previous + ONE_SECOND
+        result[key] = when
+        previous = when
+    return result
+
+
+# --- news -------------------------------------------------------------------------------
+
+
+def news_items(ctx: BuildContext) -> dict[str, FeedItem]:
+    """Every news item as a FeedItem, keyed by id."""
+    news = ctx.content.news
+    published = distinct_times((n.id, n.date) for n in news)
+    updated = distinct_times((n.id, max(n.modified, n.date)) for n in news)
+    return {
+        n.id: _news_item(ctx, n, published[n.id], max(updated[n.id], published[n.id])) for n in news
+    }
+
+
+def _news_item(
+    ctx: BuildContext, item: NewsItem, published: datetime, updated: datetime
+) -> FeedItem:
+    base = item.url or ctx.site.link
+    body = markdown_html(item.body or item.summary, base=base)
+    if not body:
+        body = f"<p>{html.escape(item.title)}</p>"
+    if item.summary:
+        summary = markdown_text(item.summary)
+    elif item.body:
+        summary = first_sentence_summary(markdown_text(item.body))
+    else:
+        summary = ""
+    if item.source:
+        body += f"\n<p>Source: {html.escape(item.source)}</p>"
+    if ctx.is_broken(item.url):
+        body += "\n<p>The linked page could not be reached at the last check.</p>"
+    return FeedItem(
+        key=item.id,
+        uri=ctx.tag_uri("news", item.id),
+        title=item.title,
+        link=item.url,
+        published=published,
+        updated=updated,
+        summary=summary,
+        content_html=body,
+        tags=item.tags,
+        author=item.source,
+        image=item.image,
+        language=item.lang,
+    )
+
+
+# --- events -----------------------------------------------------------------------------
+
+
+def event_feed_date(ctx: BuildContext, event: Event) -> datetime:
+    """When the event was published or changed: ``updated``, else when a build first saw it."""
+    if event.updated is not None:
+        return event.updated
+    revision = ctx.revisions.get(event.id)
+    return revision.first_seen if revision is not None else ctx.now
+
+
+def event_link(ctx: BuildContext, event: Event) -> str:
+    """The event's page, else its calendar file under the output address."""
+    return event.url or ctx.url(f"events/{event.id}.ics")
+
+
+def event_items(ctx: BuildContext) -> dict[str, FeedItem]:
+    """Every forthcoming event as a FeedItem, keyed by id (dates distinct over all events)."""
+    stamps = distinct_times((e.id, event_feed_date(ctx, e)) for e in ctx.content.events)
+    return {e.id: _event_item(ctx, e, stamps[e.id]) for e in ctx.forthcoming}
+
+
+_STATUS_PREFIX = {"cancelled": "Cancelled: ", "tentative": "Tentative: ", "confirmed": ""}
+
+
+def _event_item(ctx: BuildContext, event: Event, stamp: datetime) -> FeedItem:
+    tz = ctx.site.tz
+    when = describe_when(event, ctx.now, tz)
+    where = describe_where(event)
+    link = event_link(ctx, event)
+    lines = [f"When: {when}"]
+    if where:
+        lines.append(f"Where: {where}")
+    if event.status != "confirmed":
+        lines.append(f"Status: {event.status}")
+    if event.organizer is not None:
+        lines.append(f"Organiser: {event.organizer.name}")
+    description_text = markdown_text(event.description)
+    summary = "\n".join(lines) + (f"\n\n{description_text}" if description_text else "")
+    facts = "".join(
+        f"<li>{html.escape(line.split(': ', 1)[0])}: {html.escape(line.split(': ', 1)[1])}</li>"
+        for line in lines
+    )
+    body = f"<ul>{facts}</ul>"
+    description_html = markdown_html(event.description, base=event.url or ctx.site.link)
+    if description_html:
+        body += "\n" + description_html
+    if event.online:
+        online = html.escape(event.online, quote=True)
+        body += f'\n<p>Online: <a href="{online}">{online}</a></p>'
+    calendar = html.escape(ctx.url(f"events/{event.id}.ics"), quote=True)
+    body += f'\n<p><a href="{calendar}">Add to your calendar (iCalendar)</a></p>'
+    return FeedItem(
+        key=event.id,
+        uri=ctx.tag_uri("event", event.id),
+        title=_STATUS_PREFIX[event.status] + event.title,
+        link=link,
+        published=stamp,
+        updated=stamp,
+        summary=summary,
+        content_html=body,
+        tags=event.tags,
+        author=event.organizer.name if event.organizer else "",
+        when=when,
+        where=where,
+    )
+
+
+def _day(value: date) -> str:
+    return f"{value:%A} {value.day} {value:%B %Y}"
+
+
+def _clock(value: datetime) -> str:
+    return f"{value:%H:%M}"
+
+
+def describe_when(event: Event, now: datetime, tz: ZoneInfo) -> str:
+    """When the (next occurrence of the) event takes place, in ``tz``, written for people."""
+    start = event.next_start(now) or event.starts_at
+    repeat = describe_rrule(event.rrule)
+    if event.all_day:
+        first = start.date()
+        last = first + timedelta(days=max(event.duration.days - 1, 0))
+        text = _day_range(first, last) + (" (all day)" if first == last else "")
+    else:
+        end = start + event.duration
+        text = _time_range(start.astimezone(tz), end.astimezone(tz))
+        text += _zone_note(start, end, event.timezone, tz)
+    return f"{text}; {repeat}" if repeat else text
+
+
+def _day_range(first: date, last: date) -> str:
+    if first == last:
+        return _day(first)
+    if (first.year, first.month) == (last.year, last.month):
+        return f"{first:%A} {first.day} – {_day(last)}"
+    if first.year == last.year:
+        return f"{first:%A} {first.day} {first:%B} – {_day(last)}"
+    return f"{_day(first)} – {_day(last)}"
+
+
+def _time_range(start: datetime, end: datetime) -> str:
+    if start.date() == end.date():
+        return f"{_day(start.date())}, {_clock(start)}–{_clock(end)}"
+    return f"{_day(start.date())}, {_clock(start)} – {_day(end.date())}, {_clock(end)}"
+
+
+def _zone_note(start: datetime, end: datetime, event_tz: ZoneInfo, site_tz: ZoneInfo) -> str:
+    """The site's zone name, plus the event's own local time when it is elsewhere."""
+    local_start, local_end = start.astimezone(event_tz), end.astimezone(event_tz)
+    site_start = start.astimezone(site_tz)
+    if local_start.utcoffset() == site_start.utcoffset() and event_tz.key == site_tz.key:
+        return f" ({_city(site_tz)} time)"
+    if local_start.utcoffset() == site_start.utcoffset():
+        return f" ({_city(site_tz)} time, also {_city(event_tz)} time)"
+    return (
+        f" ({_city(site_tz)} time; {_clock(local_start)}–{_clock(local_end)} in {_city(event_tz)})"
+    )
+
+
+def _city(tz: ZoneInfo) -> str:
+    return tz.key.rsplit("/", 1)[-1].replace("_", " ")
+
+
+_FREQ = {"DAILY": "day", "WEEKLY": "week", "MONTHLY": "month", "YEARLY": "year"}
+
+
+def describe_rrule(rrule: str) -> str:
+    """A short description of a recurrence rule, e.g. ``repeats every week, 10 times``."""
+    if not rrule:
+        return ""
+    parts = dict(p.split("=", 1) for p in rrule.split(";") if "=" in p)
+    unit = _FREQ.get(parts.get("FREQ", ""), "")
+    if not unit:
+        return "repeats"
+    interval = int(parts.get("INTERVAL", "1") or 1)
+    text = f"repeats every {unit}" if interval == 1 else f"repeats every {interval} {unit}s"
+    if "COUNT" in parts:
+        text += f", {parts['COUNT']} times in all"
+    elif "UNTIL" in parts:
+        until = parts["UNTIL"][:8]
+        if re.fullmatch(r"\d{8}", until):
+            text += f", until {_day(date(int(until[:4]), int(until[4:6]), int(until[6:])))}"
+    return text
+
+
+def describe_where(event: Event) -> str:
+    """Where the event takes place: the location, and the online address if any."""
+    parts = []
+    if event.location is not None and event.location.text():
+        parts.append(event.location.text())
+    if event.online:
+        parts.append(f"online at {event.online}")
+    return "; ".join(parts)
+
+
+# --- documents and pages ----------------------------------------------------------------
+
+
+def _newest(dates: Iterable[datetime], default: datetime) -> datetime:
+    found = list(dates)
+    return max(found) if found else default
+
+
+def documents(ctx: BuildContext) -> list[FeedDocument]:
+    """Every feed document: main news and events, then one per news tag and event tag."""
+    site = ctx.site
+    news = news_items(ctx)
+    events = event_items(ctx)
+    fixed = datetime(2025, 1, 1, tzinfo=site.tz)
+    news_empty = _newest((n.updated for n in news.values()), fixed)
+    event_empty = _newest(
+        (event_feed_date(ctx, e) for e in ctx.content.events), news_empty
+    ).replace(microsecond=0)
+    news_order = tuple(news[n.id] for n in ctx.content.news)
+    event_order = tuple(events[e.id] for e in ctx.forthcoming)
+    docs = [
+        FeedDocument("news", "news", f"{site.title}: news", site.description, news_order,
+                     news_empty),
+        FeedDocument("events", "events", f"{site.title}: events",
+                     f"Forthcoming events. {site.description}", event_order, event_empty),
+    ]  # fmt: skip
+    for slug, tag in ctx.news_tags.items():
+        items = tuple(news[n.id] for n in ctx.news_with_tag(slug))
+        docs.append(
+            FeedDocument(
+                f"tags/{slug}/news",
+                "news",
+                f"{site.title}: news on {tag}",
+                f"News tagged {tag}. {site.description}",
+                items,
+                news_empty,
+            )
+        )
+    for slug, tag in ctx.event_tags.items():
+        items = tuple(events[e.id] for e in ctx.events_with_tag(ctx.forthcoming, slug))
+        docs.append(
+            FeedDocument(
+                f"tags/{slug}/events",
+                "events",
+                f"{site.title}: events on {tag}",
+                f"Forthcoming events tagged {tag}. {site.description}",
+                items,
+                event_empty,
+            )
+        )
+    return docs
+
+
+def pages(doc: FeedDocument, max_items: int) -> list[FeedPage]:
+    """The subscription document, then archive pages 1..n (1 = oldest items)."""
+    if len(doc.items) <= max_items:
+        return [FeedPage(doc, 0, doc.items, 0, 0)]
+    current = doc.items[:max_items]
+    older = list(reversed(doc.items[max_items:]))  # oldest first
+    chunks = [older[i : i + max_items] for i in range(0, len(older), max_items)]
+    count = len(chunks)
+    result = [FeedPage(doc, 0, current, count, 0)]
+    for number, chunk in enumerate(chunks, start=1):
+        next_number = number + 1 if number < count else 0
+        result.append(FeedPage(doc, number, tuple(reversed(chunk)), number - 1, next_number))
+    return result
+
+
+def tag_slugs(tags: Iterable[str]) -> list[str]:
+    """Slugs of tags, in order, without repeats."""
+    return list(dict.fromkeys(tag_slug(t) for t in tags))
+
+
+def plain_title(text: str) -> str:
+    """Plain text that no reader or validator mistakes for HTML, with the same visible text.
+
+    Feed readers and the W3C validator guess that text holding an HTML end tag (``</b>``)
+    or an entity reference (``&amp;``) is HTML. A WORD JOINER (U+2060, invisible) after the
+    ``<`` or ``&`` of such a sequence defeats the guess while the text reads the same.
+    """
+    text = re.sub(r"<(?=/\w+>)", "<\u2060", text)
+    return re.sub(r"&(?=#?\w+;)", "&\u2060", text)
+
+
+def site_links(ctx: BuildContext) -> Mapping[str, str]:
+    """Absolute addresses the renderers share: the site, the stylesheet."""
+    return {"site": ctx.site.link, "stylesheet": ctx.url(STYLESHEET)}
