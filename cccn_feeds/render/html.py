@@ -1,10 +1,581 @@
-"""Placeholder while this renderer is being written; it produces no files yet."""
+"""The page (``index.html``) and the feed list (``feeds.opml``), rendered with Jinja2.
+
+This is the only module that renders templates. The environment escapes every value
+(autoescape on) and refuses undefined names (StrictUndefined). The templates receive
+plain view objects built here, so all date, time and link logic stays in typed Python.
+"""
 
 from __future__ import annotations
 
-from cccn_feeds.context import BuildContext
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
+
+from cccn_feeds.context import BuildContext, FeedLink
+from cccn_feeds.model import Event, NewsItem, tag_slug
+from cccn_feeds.text import first_sentence_summary, markdown_html, markdown_text
+
+MONTHS = (
+    "January", "February", "March", "April", "May", "June", "July", "August", "September",
+    "October", "November", "December",
+)  # fmt: skip
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+FORMAT_LABELS = {"rss": "RSS", "atom": "Atom", "json": "JSON Feed", "ics": "Calendar"}
+FEED_HELP = {
+    "RSS": "paste the address into any feed reader (Feedly, Inoreader, NetNewsWire, Thunderbird)",
+    "Atom": "the same items for readers that prefer Atom",
+    "JSON Feed": "the same items as JSON Feed 1.1, for readers and scripts that read JSON",
+}
+STATUS_LABELS = {"confirmed": "", "tentative": "To be confirmed", "cancelled": "Cancelled"}
+GOOGLE = "https://calendar.google.com/calendar/render"
+OUTLOOK = "https://outlook.live.com/calendar/0/deeplink/compose"
+MAX_DETAILS = 1500  # characters of description carried in an add-to-calendar link
+_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+_FREQ_WORDS = {
+    "DAILY": ("daily", "day"),
+    "WEEKLY": ("weekly", "week"),
+    "MONTHLY": ("monthly", "month"),
+    "YEARLY": ("yearly", "year"),
+}
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """The Jinja2 environment: package templates, autoescaped, strict about undefined names."""
+    return Environment(
+        loader=PackageLoader("cccn_feeds", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+# --- dates and times, written for people -------------------------------------------------
+
+
+def long_date(day: date) -> str:
+    """``Friday 26 March 2027``."""
+    return f"{WEEKDAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]} {day.year}"
+
+
+def site_date(moment: datetime, tz: ZoneInfo) -> str:
+    """The date as the site writes it: ``09/03/2025`` (day/month/year, in the site's zone)."""
+    return moment.astimezone(tz).strftime("%d/%m/%Y")
+
+
+def day_range(first: date, last: date) -> str:
+    """Days from ``first`` to ``last`` inclusive, written without repeating month or year."""
+    if first == last:
+        return long_date(first)
+    if (first.year, first.month) == (last.year, last.month):
+        return f"{WEEKDAYS[first.weekday()]} {first.day} – {long_date(last)}"
+    if first.year == last.year:
+        return (
+            f"{WEEKDAYS[first.weekday()]} {first.day} {MONTHS[first.month - 1]} – {long_date(last)}"
+        )
+    return f"{long_date(first)} – {long_date(last)}"
+
+
+def clock(moment: datetime) -> str:
+    """``10:00``."""
+    return moment.strftime("%H:%M")
+
+
+def time_range(start: datetime, end: datetime) -> str:
+    """A timed span in the zone of its datetimes, each time with its zone abbreviation."""
+    if start.date() == end.date():
+        zone = start.tzname() or ""
+        if start.tzname() != end.tzname():
+            return f"{long_date(start.date())}, {clock(start)} {zone}–{clock(end)} {end.tzname()}"
+        return f"{long_date(start.date())}, {clock(start)}–{clock(end)} {zone}".rstrip()
+    return (
+        f"{long_date(start.date())}, {clock(start)} {start.tzname()} – "
+        f"{long_date(end.date())}, {clock(end)} {end.tzname()}"
+    )
+
+
+def zone_place(tz: ZoneInfo) -> str:
+    """``America/New_York`` -> ``New York``."""
+    return tz.key.rsplit("/", 1)[-1].replace("_", " ")
+
+
+def recurrence_text(rrule: str) -> str:
+    """A short sentence for an RRULE: ``Repeats weekly, 10 times in all.``."""
+    parts = dict(p.split("=", 1) for p in rrule.split(";") if "=" in p)
+    adverb, unit = _FREQ_WORDS.get(parts.get("FREQ", ""), ("regularly", ""))
+    interval = int(parts.get("INTERVAL", "1") or 1)
+    text = f"Repeats every {interval} {unit}s" if interval > 1 and unit else f"Repeats {adverb}"
+    if "COUNT" in parts:
+        text += f", {parts['COUNT']} times in all"
+    elif "UNTIL" in parts:
+        until = parts["UNTIL"][:8]
+        if re.fullmatch(r"\d{8}", until):
+            text += f", until {long_date(date(int(until[:4]), int(until[4:6]), int(until[6:])))}"
+    return text + "."
+
+
+# --- add-to-calendar links ------------------------------------------------------------------
+
+
+def _query(params: Iterable[tuple[str, str]]) -> str:
+    """A query string with every value percent-encoded (spaces as %20, not +)."""
+    return "&".join(
+        f"{key}={quote(value, safe='/' if key == 'path' else '')}" for key, value in params
+    )
+
+
+def utc_stamp(moment: datetime) -> str:
+    """``20270327T090000Z``."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def google_link(
+    title: str, start: date | datetime, end: date | datetime, details: str, location: str
+) -> str:
+    """Google Calendar's event template; ``end`` is exclusive (the day after for all-day)."""
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        dates = f"{utc_stamp(start)}/{utc_stamp(end)}"
+    else:
+        dates = f"{start:%Y%m%d}/{end:%Y%m%d}"
+    params = [("action", "TEMPLATE"), ("text", title), ("dates", dates)]
+    if details:
+        params.append(("details", details))
+    if location:
+        params.append(("location", location))
+    return f"{GOOGLE}?{_query(params)}"
+
+
+def outlook_link(
+    title: str, start: date | datetime, end: date | datetime, details: str, location: str
+) -> str:
+    """Outlook.com's compose deep link; times in UTC, all-day as dates with exclusive end."""
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        startdt = start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        enddt = end.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        allday = "false"
+    else:
+        startdt, enddt, allday = start.isoformat(), end.isoformat(), "true"
+    params = [
+        ("path", "/calendar/action/compose"),
+        ("rru", "addevent"),
+        ("subject", title),
+        ("startdt", startdt),
+        ("enddt", enddt),
+        ("allday", allday),
+    ]
+    if details:
+        params.append(("body", details))
+    if location:
+        params.append(("location", location))
+    return f"{OUTLOOK}?{_query(params)}"
+
+
+def webcal(url: str) -> str:
+    """The ``webcal://`` form of an http(s) address (calendar apps subscribe on click)."""
+    return "webcal://" + url.split("://", 1)[1]
+
+
+# --- view objects ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """An address with its label, and whether the link checker declared it broken."""
+
+    href: str
+    label: str
+    broken: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NewsView:
+    """One Related News item as the page shows it."""
+
+    id: str
+    title: str
+    url: str
+    broken: bool
+    date_text: str
+    date_iso: str
+    source: str
+    summary: Markup
+    tags: tuple[Link, ...]
+    lang: str
+    event: Link | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """One event (its next occurrence for a series) as the page shows it."""
+
+    id: str
+    title: str
+    status: str
+    status_label: str
+    when: str
+    start_iso: str
+    end_iso: str
+    local_note: str
+    recurrence: str
+    location: str
+    online: Link | None
+    url: Link | None
+    description: Markup
+    tags: tuple[Link, ...]
+    news: Link | None
+    ics: str
+    google: str
+    outlook: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedGroup:
+    """The feeds of one subject (everything, or one tag) and kind, for the subscribe panel.
+
+    ``calendar`` holds the subscription links of the calendar: webcal first, then the
+    address itself (https, or http when the site is served so).
+    """
+
+    kind: str
+    tag: str
+    feeds: tuple[Link, ...]
+    calendar: tuple[Link, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TagRow:
+    """The per-tag feeds of one tag: its news feeds and its event feeds."""
+
+    slug: str
+    tag: str
+    news: FeedGroup | None
+    events: FeedGroup | None
+
+
+def _occurrence(event: Event, now: datetime) -> tuple[date | datetime, date | datetime]:
+    """Start and exclusive end of the occurrence the page shows (the next one of a series)."""
+    if not event.rrule:
+        return event.start, event.dtend_exclusive
+    start = event.next_start(now) or event.starts_at
+    if event.all_day:
+        first = start.astimezone(event.timezone).date()
+        return first, first + timedelta(days=(event.duration.days or 1))
+    return start, start + event.duration
+
+
+def _when(event: Event, start: date | datetime, end: date | datetime, tz: ZoneInfo) -> str:
+    """The occurrence's date and time in the site's zone, written naturally."""
+    if isinstance(start, datetime) and isinstance(end, datetime):
+        return time_range(start.astimezone(tz), end.astimezone(tz))
+    first, stop = _day(start), _day(end)
+    days = (stop - first).days
+    return day_range(first, stop - timedelta(days=1)) + (
+        " (all day)" if days == 1 else f" ({days} days)"
+    )
+
+
+def _day(value: date | datetime) -> date:
+    """The calendar date of a date or datetime."""
+    return value.date() if isinstance(value, datetime) else value
+
+
+def _local_note(event: Event, start: date | datetime, end: date | datetime, tz: ZoneInfo) -> str:
+    """For an event set in another zone, its times there, when they differ from the site's."""
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        return ""
+    here, there = tz, event.timezone
+    if all(
+        t.astimezone(here).replace(tzinfo=None) == t.astimezone(there).replace(tzinfo=None)
+        for t in (start, end)
+    ):
+        return ""
+    local_start, local_end = start.astimezone(there), end.astimezone(there)
+    same_days = (local_start.date(), local_end.date()) == (
+        start.astimezone(here).date(),
+        end.astimezone(here).date(),
+    )
+    if same_days and local_start.date() == local_end.date():
+        span = f"{clock(local_start)}–{clock(local_end)} {local_end.tzname()}"
+    else:
+        span = time_range(local_start, local_end)
+    return f"{span} in {zone_place(there)}"
+
+
+def _iso(value: date | datetime, tz: ZoneInfo | None = None) -> str:
+    """ISO 8601 for ``<time datetime>`` and JSON-LD (datetimes with their offset)."""
+    if isinstance(value, datetime):
+        return (value.astimezone(tz) if tz else value).isoformat()
+    return value.isoformat()
+
+
+def _details(event: Event) -> str:
+    """The plain-text body carried into Google Calendar and Outlook."""
+    parts = [markdown_text(event.description)]
+    if event.url:
+        parts.append(f"More: {event.url}")
+    if event.online:
+        parts.append(f"Online: {event.online}")
+    text = "\n\n".join(p for p in parts if p)
+    return text if len(text) <= MAX_DETAILS else text[: MAX_DETAILS - 1] + "…"
+
+
+def _where(event: Event) -> str:
+    """One line for the location field of a calendar: the place, else the online address."""
+    if event.location is not None and event.location.text():
+        return event.location.text()
+    return event.online
+
+
+def _tag_links(tags: tuple[str, ...]) -> tuple[Link, ...]:
+    """Each tag linked to its row of feeds in the subscribe panel."""
+    return tuple(Link(f"#tag-{tag_slug(tag)}", tag) for tag in tags)
+
+
+def _link(ctx: BuildContext, url: str, label: str) -> Link | None:
+    return Link(url, label, ctx.is_broken(url)) if url else None
+
+
+def event_view(ctx: BuildContext, event: Event, shown_news: set[str]) -> EventView:
+    """The view of one event for the page."""
+    tz = ctx.site.tz
+    start, end = _occurrence(event, ctx.now)
+    details, where = _details(event), _where(event)
+    news = ctx.content.news_by_id().get(event.news)
+    return EventView(
+        id=event.id,
+        title=event.title,
+        status=event.status,
+        status_label=STATUS_LABELS[event.status],
+        when=_when(event, start, end, tz),
+        start_iso=_iso(start, None if not isinstance(start, datetime) else tz),
+        end_iso=_iso(
+            end - timedelta(days=1) if not isinstance(end, datetime) else end.astimezone(tz)
+        ),
+        local_note=_local_note(event, start, end, tz),
+        recurrence=recurrence_text(event.rrule) if event.rrule else "",
+        location=event.location.text() if event.location else "",
+        online=_link(ctx, event.online, "Join online"),
+        url=_link(ctx, event.url, "Event page"),
+        description=Markup(markdown_html(event.description, ctx.url())),
+        tags=_tag_links(event.tags),
+        news=Link(f"#news-{news.id}", news.title) if news and news.id in shown_news else None,
+        ics=ctx.url(f"events/{event.id}.ics"),
+        google=google_link(event.title, start, end, details, where),
+        outlook=outlook_link(event.title, start, end, details, where),
+    )
+
+
+def news_view(ctx: BuildContext, item: NewsItem, shown_events: set[str]) -> NewsView:
+    """The view of one news item for the page."""
+    tz = ctx.site.tz
+    summary = markdown_html(item.summary, ctx.url())
+    if not summary and item.body:
+        summary = str(Markup("<p>%s</p>") % first_sentence_summary(markdown_text(item.body)))
+    event = ctx.content.events_by_id().get(item.event)
+    return NewsView(
+        id=item.id,
+        title=item.title,
+        url=item.url,
+        broken=ctx.is_broken(item.url),
+        date_text=site_date(item.date, tz),
+        date_iso=item.date.astimezone(tz).date().isoformat()
+        if item.date_only
+        else item.date.astimezone(tz).isoformat(),
+        source=item.source,
+        summary=Markup(summary),
+        tags=_tag_links(item.tags),
+        lang=item.lang if item.lang and item.lang != ctx.site.language else "",
+        event=Link(f"#event-{event.id}", event.title)
+        if event and event.id in shown_events
+        else None,
+    )
+
+
+def feed_groups(ctx: BuildContext) -> list[FeedGroup]:
+    """The catalog grouped by subject (all, then each tag) and kind, in catalog order."""
+    groups: dict[tuple[str, str], list[FeedLink]] = {}
+    for feed in ctx.catalog:
+        groups.setdefault((feed.tag, feed.kind), []).append(feed)
+    out = []
+    for (tag, kind), feeds in groups.items():
+        calendar: tuple[Link, ...] = ()
+        for feed in feeds:
+            if feed.format == "ics":
+                address = ctx.url(feed.path)
+                scheme = address.split("://", 1)[0]
+                calendar = (
+                    Link(webcal(address), "Calendar (webcal)"),
+                    Link(address, f"Calendar ({scheme})"),
+                )
+        links = tuple(
+            Link(ctx.url(f.path), FORMAT_LABELS[f.format]) for f in feeds if f.format != "ics"
+        )
+        out.append(FeedGroup(kind=kind, tag=tag, feeds=links, calendar=calendar))
+    return out
+
+
+def tag_rows(groups: list[FeedGroup]) -> list[TagRow]:
+    """One row per tag, sorted by slug, joining its news and event feeds."""
+    rows: dict[str, dict[str, Any]] = {}
+    for group in groups:
+        if group.tag:
+            row = rows.setdefault(tag_slug(group.tag), {"tag": group.tag})
+            row[group.kind] = group
+    return [
+        TagRow(slug, row["tag"], row.get("news"), row.get("events"))
+        for slug, row in sorted(rows.items())
+    ]
+
+
+# --- schema.org ---------------------------------------------------------------------------
+
+
+def json_for_script(data: Any) -> Markup:
+    """JSON safe inside ``<script>``: ``<``, ``>`` and ``&`` written as ``\\u003c`` etc."""
+    text = json.dumps(data, ensure_ascii=False, indent=1)
+    return Markup(re.sub(r"[<>&]", lambda m: _JSON_ESCAPES[m[0]], text))
+
+
+def news_schema(ctx: BuildContext, item: NewsItem) -> dict[str, Any]:
+    """schema.org NewsArticle for one item."""
+    data: dict[str, Any] = {
+        "@type": "NewsArticle",
+        "@id": ctx.tag_uri("news", item.id),
+        "headline": item.title,
+        "datePublished": item.date.date().isoformat() if item.date_only else item.date.isoformat(),
+        "url": item.url or ctx.url(f"#news-{item.id}"),
+    }
+    if item.updated:
+        data["dateModified"] = item.updated.isoformat()
+    if item.summary:
+        data["description"] = markdown_text(item.summary)
+    if item.source:
+        data["publisher"] = {"@type": "Organization", "name": item.source}
+    if item.image:
+        data["image"] = item.image
+    if item.lang:
+        data["inLanguage"] = item.lang
+    if item.tags:
+        data["keywords"] = list(item.tags)
+    return data
+
+
+_STATUS_SCHEMA = {
+    "confirmed": "https://schema.org/EventScheduled",
+    "tentative": "https://schema.org/EventScheduled",
+    "cancelled": "https://schema.org/EventCancelled",
+}
+
+
+def event_schema(ctx: BuildContext, event: Event) -> dict[str, Any]:
+    """schema.org Event for one event (its next occurrence for a series)."""
+    start, end = _occurrence(event, ctx.now)
+    last = end - timedelta(days=1) if not isinstance(end, datetime) else end
+    data: dict[str, Any] = {
+        "@type": "Event",
+        "@id": ctx.tag_uri("event", event.id),
+        "name": event.title,
+        "startDate": _iso(start, event.timezone if isinstance(start, datetime) else None),
+        "endDate": _iso(last, event.timezone if isinstance(last, datetime) else None),
+        "eventStatus": _STATUS_SCHEMA[event.status],
+        "url": event.url or ctx.url(f"#event-{event.id}"),
+    }
+    places: list[dict[str, Any]] = []
+    if event.location is not None:
+        place: dict[str, Any] = {"@type": "Place", "name": event.location.name}
+        if event.location.address:
+            place["address"] = event.location.address
+        if event.location.geo is not None:
+            place["geo"] = {
+                "@type": "GeoCoordinates",
+                "latitude": event.location.geo.lat,
+                "longitude": event.location.geo.lon,
+            }
+        places.append(place)
+    if event.online:
+        places.append({"@type": "VirtualLocation", "url": event.online})
+    if places:
+        data["location"] = places[0] if len(places) == 1 else places
+        mode = "Mixed" if len(places) == 2 else ("Online" if event.online else "Offline")
+        data["eventAttendanceMode"] = f"https://schema.org/{mode}EventAttendanceMode"
+    if event.description:
+        data["description"] = markdown_text(event.description)
+    if event.organizer is not None:
+        organizer: dict[str, Any] = {"@type": "Organization", "name": event.organizer.name}
+        if event.organizer.email:
+            organizer["email"] = event.organizer.email
+        data["organizer"] = organizer
+    return data
+
+
+# --- the outputs ---------------------------------------------------------------------------
+
+
+def render_page(ctx: BuildContext) -> str:
+    """``index.html`` as text."""
+    news_ids = {n.id for n in ctx.content.news}
+    shown_events = {e.id for e in (*ctx.forthcoming, *ctx.recent_past)}
+    graph = [news_schema(ctx, n) for n in ctx.content.news]
+    graph += [event_schema(ctx, e) for e in (*ctx.forthcoming, *ctx.recent_past)]
+    site = ctx.site
+    groups = feed_groups(ctx)
+    return (
+        environment()
+        .get_template("index.html")
+        .render(
+            site=site,
+            page_url=ctx.url(),
+            source_link=site.link,
+            news=[news_view(ctx, n, shown_events) for n in ctx.content.news],
+            forthcoming=[event_view(ctx, e, news_ids) for e in ctx.forthcoming],
+            recent_past=[event_view(ctx, e, news_ids) for e in ctx.recent_past],
+            groups=[g for g in groups if not g.tag],
+            tag_rows=tag_rows(groups),
+            alternates=[
+                Link(ctx.url(f.path), f"{f.title} ({FORMAT_LABELS[f.format]})", False)
+                for f in ctx.catalog
+            ],
+            media_types={ctx.url(f.path): f.media_type for f in ctx.catalog},
+            opml=ctx.url("feeds.opml"),
+            timezone_place=zone_place(site.tz),
+            feed_help=FEED_HELP,
+            json_ld=json_for_script({"@context": "https://schema.org", "@graph": graph}),
+        )
+    )
+
+
+def render_opml(ctx: BuildContext) -> str:
+    """``feeds.opml``: OPML 2.0 listing every feed of the catalog."""
+    outlines = [
+        {
+            "text": f"{f.title} ({FORMAT_LABELS[f.format]})",
+            "type": "rss" if f.format != "ics" else "link",
+            "url": ctx.url(f.path),
+            "format": f.format,
+        }
+        for f in ctx.catalog
+    ]
+    return (
+        environment()
+        .get_template("feeds.opml")
+        .render(site=ctx.site, page_url=ctx.url(), opml=ctx.url("feeds.opml"), outlines=outlines)
+    )
 
 
 def render(ctx: BuildContext) -> dict[str, bytes]:
-    """No outputs yet."""
-    return {}
+    """``index.html`` and ``feeds.opml``."""
+    return {
+        "index.html": render_page(ctx).encode("utf-8"),
+        "feeds.opml": render_opml(ctx).encode("utf-8"),
+    }
