@@ -85,6 +85,10 @@ def build(
         new_history = advanced.history.to_json()
         if new_history != stored:
             write_json(state_dir / HISTORY, new_history)
+    if settings.feeds.hub and report.written:
+        from cccn_feeds.websub import notify
+
+        notify(settings, report.written)  # logs a failing hub; never fails the build
     return BuildResult(
         report=report,
         now=moment,

@@ -100,7 +100,7 @@ def _generator(ctx: BuildContext, page: FeedPage, fmt: str) -> Any:
 def _extra_links(ctx: BuildContext, page: FeedPage, fmt: str) -> list[tuple[str, str]]:
     """WebSub hub and RFC 5005 links of a page, as (rel, href)."""
     links: list[tuple[str, str]] = []
-    if ctx.settings.feeds.hub:
+    if ctx.settings.feeds.hub and not page.is_archive:
         links.append(("hub", ctx.settings.feeds.hub))
     base = page.doc.base
     if page.is_archive:
@@ -152,9 +152,14 @@ def _finish(root: etree._Element, page_path: str) -> bytes:
     return data
 
 
-def _mark_archive(root: etree._Element, parent: etree._Element) -> None:
-    """Add ``<fh:archive/>`` (RFC 5005) with the namespace declared on the root."""
-    etree.SubElement(parent, f"{{{FH}}}archive")
+def _mark_archive(root: etree._Element, parent: etree._Element, before: str) -> None:
+    """Add ``<fh:archive/>`` (RFC 5005) ahead of the items, its namespace on the root."""
+    marker = etree.Element(f"{{{FH}}}archive")
+    first = parent.find(before)
+    if first is not None:
+        first.addprevious(marker)
+    else:
+        parent.append(marker)
     etree.cleanup_namespaces(root, top_nsmap={"fh": FH})
 
 
@@ -173,7 +178,7 @@ def rss(ctx: BuildContext, page: FeedPage) -> bytes:
             link.set("type", "application/rss+xml")
         anchor.addnext(link)
     if page.is_archive:
-        _mark_archive(root, channel)
+        _mark_archive(root, channel, "item")
     return _hex_references(_finish(root, page.path("rss")))
 
 
@@ -209,7 +214,7 @@ def atom(ctx: BuildContext, page: FeedPage) -> bytes:
         if item is not None and item.language and item.language != ctx.site.language:
             entry.set(XML_LANG, item.language)
     if page.is_archive:
-        _mark_archive(root, root)
+        _mark_archive(root, root, f"{{{ATOM}}}entry")
     return _finish(root, page.path("atom"))
 
 
