@@ -116,7 +116,11 @@ def subscription(ctx: BuildContext) -> tuple[Item, ...]:
 def calendar_bytes(
     ctx: BuildContext, events: Iterable[Item], name: str, description: str, source: str
 ) -> bytes:
-    """One VCALENDAR object as bytes (CRLF lines folded at 75 octets)."""
+    """One VCALENDAR object as bytes (CRLF lines folded at 75 octets).
+
+    ``source`` is the address of a subscription; a file for one event has none, and
+    no refresh hint either.
+    """
     events = list(events)
     cal = Calendar()
     cal.add("version", "2.0")
@@ -126,15 +130,15 @@ def calendar_bytes(
     if events and all(organizers):
         cal.add("method", "PUBLISH")
     for key in ("name", "x-wr-calname"):
-        cal.add(key, Text(name))
+        cal.add(key, Text(one_line(name)))
     for key in ("description", "x-wr-caldesc"):
         cal.add(key, Text(description))
     cal.add("x-wr-timezone", ctx.site.timezone)
-    if source:
+    if source:  # a subscription: where to fetch it again, and how often
         cal.add("source", vUri(source), parameters={"VALUE": "URI"})
-    refresh = timedelta(seconds=parse_duration(ctx.settings.calendar.refresh))
-    cal.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
-    cal.add("x-published-ttl", vDuration(refresh))
+        refresh = timedelta(seconds=parse_duration(ctx.settings.calendar.refresh))
+        cal.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
+        cal.add("x-published-ttl", vDuration(refresh))
     for tzid, (first, last) in sorted(zone_years(events).items()):
         cal.add_component(vtimezone(tzid, first, last))
     if not events:
@@ -197,9 +201,9 @@ def description(ctx: BuildContext, event: Item) -> str:
     """Plain text of the Markdown description, then the online and information links."""
     parts = [markdown_text(event.description)] if event.description.strip() else []
     links = []
-    if event.online:
+    if safe_uri(event.online):
         links.append(f"Online: {event.online}")
-    if event.url:
+    if safe_uri(event.url):
         links.append(f"More information: {event.url}")
     if event.organizer and not event.organizer.email:
         links.append(f"Organiser: {event.organizer.name}")
