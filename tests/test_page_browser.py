@@ -35,6 +35,49 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 HOSTILE_SITE_TITLE = "CCCN </title><script>window.__pwned=9</script> & co"
 
 
+CONTRAST_SELECTORS = [
+    "header.site h1",
+    "header.site p",
+    "nav a",
+    "h2",
+    "main p.meta",
+    "main .note",
+    "main h3 a",
+    "main .summary p",
+    ".tags li a",
+    ".badge.cancelled",
+    ".badge.tentative",
+    ".add a",
+    ".subscribe li",
+    "table.tagfeeds a",
+    "footer p",
+]
+# WCAG 2 contrast of each element's text colour against its first opaque background.
+CONTRAST_JS = """
+const rgb = s => s.match(/[\\d.]+/g).map(Number);
+const lum = c => {
+  const [r, g, b] = c.slice(0, 3).map(v => {
+    v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+  });
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+};
+const out = {};
+for (const css of arguments[0]) {
+  const el = document.querySelector(css);
+  if (!el) continue;
+  let bg = [255, 255, 255], node = el;
+  while (node && node.nodeType === 1) {
+    const c = rgb(getComputedStyle(node).backgroundColor);
+    if (c.length < 4 || c[3] > 0) { bg = c; break; }
+    node = node.parentElement;
+  }
+  const a = lum(rgb(getComputedStyle(el).color)), b = lum(bg);
+  out[css] = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}
+return out;
+"""
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     """Static files without a log line per request."""
 
@@ -233,6 +276,13 @@ class TestWhatAPersonSees:
         )
         tz_change = query("example-tentative-brussels", "calendar.google.com")
         assert tz_change["dates"] == "20271030T070000Z/20271101T160000Z"
+
+    def test_text_contrast_meets_wcag_aa(self, driver: Any, served: Served) -> None:
+        driver.get(served.example)
+        ratios: dict[str, float] = driver.execute_script(CONTRAST_JS, CONTRAST_SELECTORS)
+        assert set(ratios) == set(CONTRAST_SELECTORS), "a checked element is missing"
+        low = {css: round(r, 2) for css, r in ratios.items() if r < 4.5}
+        assert not low, f"text below the 4.5:1 contrast of WCAG AA: {low}"
 
     def test_screenshots_desktop_and_phone(self, driver: Any, served: Served) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
