@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
-from zoneinfo import ZoneInfo
 
 import jinja2
 import lxml.etree
@@ -19,13 +18,13 @@ from cccn_feeds.build import build
 from cccn_feeds.context import BuildContext
 from cccn_feeds.errors import DataError
 from cccn_feeds.linkstate import state_path
+from cccn_feeds.model import Content, Event
 from cccn_feeds.render import html as page
 from cccn_feeds.settings import Settings
 from cccn_feeds.validate import load_content
 from tests.conftest import EXAMPLE_NOW, LUX, make_settings
 
 PAGE_ONLY = ("cccn_feeds.render.html",)
-NY = ZoneInfo("America/New_York")
 
 # Titles and texts that try to run code: they must show as typed and never execute.
 HOSTILE_NEWS = """\
@@ -154,6 +153,47 @@ class TestNaturalDates:
     def test_webcal_replaces_the_scheme(self) -> None:
         assert page.webcal("http://h:8000/events.ics") == "webcal://h:8000/events.ics"
         assert page.webcal("https://h/a/events.ics") == "webcal://h/a/events.ics"
+
+
+class TestSeries:
+    """A series shows its next date; its Google and Outlook links carry that date."""
+
+    def test_all_day_weekly_series_after_its_first_dates(self, settings: Settings) -> None:
+        event = Event(
+            id="weekly-all-day",
+            title="Weekly open day",
+            start=date(2027, 1, 4),
+            end=date(2027, 1, 4),
+            all_day=True,
+            timezone=LUX,
+            rrule="FREQ=WEEKLY;COUNT=4",
+        )
+        now = datetime(2027, 1, 12, 9, 0, tzinfo=LUX)  # second date (11 Jan) is over
+        ctx = BuildContext(settings=settings, content=Content(news=(), events=(event,)), now=now)
+        view = page.event_view(ctx, event, {})
+        assert view.when == "Monday 18 January 2027 (all day)"
+        assert view.recurrence == "Repeats weekly, 4 times in all."
+        assert query(view.google)["dates"] == "20270118/20270119"
+        assert (query(view.outlook)["startdt"], query(view.outlook)["enddt"]) == (
+            "2027-01-18",
+            "2027-01-19",
+        )
+
+    def test_timed_series_next_date_after_dst(self, settings: Settings) -> None:
+        event = Event(
+            id="weekly-timed",
+            title="Weekly call",
+            start=datetime(2027, 3, 22, 16, 0, tzinfo=LUX),
+            end=datetime(2027, 3, 22, 17, 0, tzinfo=LUX),
+            all_day=False,
+            timezone=LUX,
+            rrule="FREQ=WEEKLY",
+        )
+        now = datetime(2027, 3, 23, 9, 0, tzinfo=LUX)
+        ctx = BuildContext(settings=settings, content=Content(news=(), events=(event,)), now=now)
+        view = page.event_view(ctx, event, {})
+        assert view.when == "Monday 29 March 2027, 16:00–17:00 CEST"
+        assert query(view.google)["dates"] == "20270329T140000Z/20270329T150000Z"
 
 
 class TestPageContent:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -343,15 +343,16 @@ def _tag_links(tags: tuple[str, ...]) -> tuple[Link, ...]:
 
 
 def _link(ctx: BuildContext, url: str, label: str) -> Link | None:
+    """A link to an external address, marked when declared broken; None without address."""
     return Link(url, label, ctx.is_broken(url)) if url else None
 
 
-def event_view(ctx: BuildContext, event: Event, shown_news: set[str]) -> EventView:
-    """The view of one event for the page."""
+def event_view(ctx: BuildContext, event: Event, news_on_page: Mapping[str, NewsItem]) -> EventView:
+    """The view of one event for the page (linked to its news item when that is shown)."""
     tz = ctx.site.tz
     start, end = _occurrence(event, ctx.now)
     details, where = _details(event), _where(event)
-    news = ctx.content.news_by_id().get(event.news)
+    news = news_on_page.get(event.news)
     return EventView(
         id=event.id,
         title=event.title,
@@ -369,20 +370,20 @@ def event_view(ctx: BuildContext, event: Event, shown_news: set[str]) -> EventVi
         url=_link(ctx, event.url, "Event page"),
         description=Markup(markdown_html(event.description, ctx.url())),
         tags=_tag_links(event.tags),
-        news=Link(f"#news-{news.id}", news.title) if news and news.id in shown_news else None,
+        news=Link(f"#news-{news.id}", news.title) if news else None,
         ics=ctx.url(f"events/{event.id}.ics"),
         google=google_link(event.title, start, end, details, where),
         outlook=outlook_link(event.title, start, end, details, where),
     )
 
 
-def news_view(ctx: BuildContext, item: NewsItem, shown_events: set[str]) -> NewsView:
-    """The view of one news item for the page."""
+def news_view(ctx: BuildContext, item: NewsItem, events_on_page: Mapping[str, Event]) -> NewsView:
+    """The view of one news item for the page (linked to its event when that is shown)."""
     tz = ctx.site.tz
     summary = markdown_html(item.summary, ctx.url())
     if not summary and item.body:
         summary = str(Markup("<p>%s</p>") % first_sentence_summary(markdown_text(item.body)))
-    event = ctx.content.events_by_id().get(item.event)
+    event = events_on_page.get(item.event)
     return NewsView(
         id=item.id,
         title=item.title,
@@ -396,9 +397,7 @@ def news_view(ctx: BuildContext, item: NewsItem, shown_events: set[str]) -> News
         summary=Markup(summary),
         tags=_tag_links(item.tags),
         lang=item.lang if item.lang and item.lang != ctx.site.language else "",
-        event=Link(f"#event-{event.id}", event.title)
-        if event and event.id in shown_events
-        else None,
+        event=Link(f"#event-{event.id}", event.title) if event else None,
     )
 
 
@@ -524,8 +523,8 @@ def event_schema(ctx: BuildContext, event: Event) -> dict[str, Any]:
 
 def render_page(ctx: BuildContext) -> str:
     """``index.html`` as text."""
-    news_ids = {n.id for n in ctx.content.news}
-    shown_events = {e.id for e in (*ctx.forthcoming, *ctx.recent_past)}
+    news_on_page = ctx.content.news_by_id()
+    events_on_page = {e.id: e for e in (*ctx.forthcoming, *ctx.recent_past)}
     graph = [news_schema(ctx, n) for n in ctx.content.news]
     graph += [event_schema(ctx, e) for e in (*ctx.forthcoming, *ctx.recent_past)]
     site = ctx.site
@@ -537,9 +536,9 @@ def render_page(ctx: BuildContext) -> str:
             site=site,
             page_url=ctx.url(),
             source_link=site.link,
-            news=[news_view(ctx, n, shown_events) for n in ctx.content.news],
-            forthcoming=[event_view(ctx, e, news_ids) for e in ctx.forthcoming],
-            recent_past=[event_view(ctx, e, news_ids) for e in ctx.recent_past],
+            news=[news_view(ctx, n, events_on_page) for n in ctx.content.news],
+            forthcoming=[event_view(ctx, e, news_on_page) for e in ctx.forthcoming],
+            recent_past=[event_view(ctx, e, news_on_page) for e in ctx.recent_past],
             groups=[g for g in groups if not g.tag],
             tag_rows=tag_rows(groups),
             alternates=[
