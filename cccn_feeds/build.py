@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from cccn_feeds.context import BuildContext
 from cccn_feeds.history import History, advance
 from cccn_feeds.model import Content
-from cccn_feeds.publish import PublishReport, output_lock, publish, read_json, write_json
+from cccn_feeds.publish import (
+    PublishReport,
+    output_lock,
+    publish,
+    read_json,
+    read_manifest,
+    write_json,
+)
 from cccn_feeds.settings import Settings
 from cccn_feeds.validate import load_content
 
 HISTORY = "history.json"
+LAST_BUILD = "build.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +37,14 @@ class BuildResult:
     events: int
     forthcoming: int
     output: str
+    skipped: bool = False  # nothing changed since the last build: no work was done
 
     def summary(self) -> str:
         """One line for people and logs."""
+        what = "nothing changed" if self.skipped else self.report.summary()
         return (
             f"{self.news} news, {self.events} events ({self.forthcoming} forthcoming): "
-            f"{self.report.summary()} in {self.output}"
+            f"{what} in {self.output}"
         )
 
 
@@ -48,6 +61,49 @@ def apply_link_policy(content: Content, broken: dict[str, str], policy: str) -> 
     return dataclasses.replace(content, news=news)
 
 
+def fingerprint(settings: Settings, renderers: tuple[str, ...]) -> str:
+    """A hash of everything a build reads except the clock: data, settings, link state, code.
+
+    Two builds with the same fingerprint produce the same output as long as the clock has
+    not crossed the previous build's ``next_change`` instant.
+    """
+    from cccn_feeds.linkstate import declared_broken
+
+    digest = hashlib.sha256()
+    digest.update(repr((settings, renderers)).encode())
+    for name in ("news.yaml", "events.yaml"):
+        try:
+            digest.update((settings.paths.data_dir / name).read_bytes())
+        except OSError:
+            digest.update(b"\0missing")
+        digest.update(b"\0")
+    digest.update(repr(sorted(declared_broken(settings).items())).encode())
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*")):
+        if path.suffix in {".py", ".j2", ".html", ".xsl", ".css", ".json"}:
+            info = path.stat()
+            digest.update(f"{path.relative_to(package)}:{info.st_size}:{info.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def _stamp(value: datetime | None) -> str | None:
+    return value.astimezone(UTC).isoformat() if value else None
+
+
+def _still_current(settings: Settings, last: dict[str, Any], print_: str, moment: datetime) -> bool:
+    """Whether the last build's output is still exactly what a build now would publish."""
+    if last.get("fingerprint") != print_ or not last.get("now"):
+        return False
+    if moment < datetime.fromisoformat(last["now"]):
+        return False
+    until = last.get("valid_until")
+    if until and moment >= datetime.fromisoformat(until):
+        return False
+    out = settings.paths.output_dir
+    manifest = read_manifest(settings.paths.state_dir)
+    return bool(manifest) and all((out / path).is_file() for path in manifest)
+
+
 def prepare(settings: Settings, now: datetime | None = None) -> Content:
     """Load and validate the data; raises DataError before anything is written."""
     return load_content(settings.paths.data_dir, settings.site.tz)
@@ -59,14 +115,33 @@ def build(
     now: datetime | None = None,
     renderers: tuple[str, ...] | None = None,
     lock_wait: float = 60.0,
+    force: bool = False,
 ) -> BuildResult:
-    """Build every output from the data and publish it; DataError leaves the output as it was."""
+    """Build every output from the data and publish it; DataError leaves the output as it was.
+
+    When nothing the build reads has changed since the last build and the clock has not
+    reached the next moment at which time alone changes the output, the build does nothing
+    (``skipped``); ``force`` renders and compares everything anyway.
+    """
     from cccn_feeds.linkstate import declared_broken
     from cccn_feeds.render import RENDERERS, render_all
 
-    content = prepare(settings)
     moment = (now or utcnow()).astimezone(UTC)
     state_dir = settings.paths.state_dir
+    chosen = renderers or RENDERERS
+    print_ = fingerprint(settings, chosen)
+    last = read_json(state_dir / LAST_BUILD) or {}
+    if not force and isinstance(last, dict) and _still_current(settings, last, print_, moment):
+        return BuildResult(
+            report=PublishReport(),
+            now=moment,
+            news=int(last.get("news", 0)),
+            events=int(last.get("events", 0)),
+            forthcoming=int(last.get("forthcoming", 0)),
+            output=str(settings.paths.output_dir),
+            skipped=True,
+        )
+    content = prepare(settings)
     with output_lock(state_dir, wait=lock_wait):
         stored = read_json(state_dir / HISTORY) or {}
         previous = History.from_json(stored)
@@ -80,11 +155,22 @@ def build(
             tombstones=advanced.tombstones,
             broken_links=broken if settings.linkcheck.on_broken == "mark" else {},
         )
-        outputs = render_all(ctx, renderers or RENDERERS)
+        outputs = render_all(ctx, chosen)
         report = publish(outputs, settings.paths.output_dir, state_dir)
         new_history = advanced.history.to_json()
         if new_history != stored:
             write_json(state_dir / HISTORY, new_history)
+        write_json(
+            state_dir / LAST_BUILD,
+            {
+                "fingerprint": print_,
+                "now": _stamp(moment),
+                "valid_until": _stamp(ctx.next_change()),
+                "news": len(content.news),
+                "events": len(content.events),
+                "forthcoming": len(ctx.forthcoming),
+            },
+        )
     if settings.feeds.hub and report.written:
         from cccn_feeds.websub import notify
 

@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="validate the data and publish every output once")
     _common(p, now=True)
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary line")
+    p.add_argument(
+        "--force", action="store_true", help="render everything even when nothing changed"
+    )
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("validate", help="check the data files and report every problem")
@@ -114,7 +117,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from cccn_feeds.build import build
 
     settings = settings_from(args)
-    result = build(settings, now=parse_now(args.now, settings.site.tz))
+    result = build(settings, now=parse_now(args.now, settings.site.tz), force=args.force)
     if not args.quiet:
         for label, paths in (
             ("written", result.report.written),

@@ -96,6 +96,28 @@ class BuildContext:
                 past.append((end, event))
         return tuple(e for _, e in sorted(past, key=lambda p: (p[0], p[1].id), reverse=True))
 
+    def next_change(self) -> datetime | None:
+        """The first instant after ``now`` at which the passing of time alone changes output.
+
+        That is when an occurrence ends (the next one is shown, or the event leaves the
+        forthcoming lists), when an ended event leaves the ``past_days`` window, and when a
+        deleted event's ``cancelled_days`` run out. None when no such instant is known.
+        """
+        past = timedelta(days=self.settings.calendar.past_days)
+        gone = timedelta(days=self.settings.calendar.cancelled_days)
+        moments: list[datetime] = []
+        for event in self.content.events:
+            for start in event.occurrences(self.now, 1):
+                moments.append(start + event.duration)
+            end = event.last_end()
+            if end is not None:
+                moments.append(end + past)
+        for revision in self.revisions.values():
+            if revision.deleted_at is not None:
+                moments.append(revision.deleted_at + gone)
+        later = [m for m in moments if m > self.now]
+        return min(later) if later else None
+
     @cached_property
     def news_tags(self) -> dict[str, str]:
         """Slug -> tag as first written, for every tag used by news (sorted by slug)."""

@@ -8,7 +8,9 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,6 +19,8 @@ from cccn_feeds.cli import main
 from cccn_feeds.errors import DataError
 from cccn_feeds.settings import Settings
 from tests.conftest import EXAMPLE_NOW, make_settings
+
+LUX = ZoneInfo("Europe/Luxembourg")
 
 
 def _snapshot(folder: Path) -> dict[str, tuple[bytes, float]]:
@@ -34,8 +38,10 @@ class TestBuild:
         first = build(settings, now=EXAMPLE_NOW)
         assert "news.json" in first.report.written
         before = _snapshot(settings.paths.output_dir)
-        second = build(settings, now=EXAMPLE_NOW)
+        second = build(settings, now=EXAMPLE_NOW, force=True)
+        assert not second.skipped
         assert second.report.written == [] and second.report.removed == []
+        assert len(second.report.unchanged) == len(first.report.written)
         assert _snapshot(settings.paths.output_dir) == before
 
     def test_same_input_same_bytes_in_two_folders(self, settings: Settings, tmp_path: Path) -> None:
@@ -67,6 +73,8 @@ class TestBuild:
         out = capsys.readouterr().out
         assert "written" in out and "news.json" in out
         assert main(args) == 0
+        assert "nothing changed" in capsys.readouterr().out
+        assert main([*args, "--force"]) == 0
         assert "0 written" in capsys.readouterr().out
 
     def test_state_folder_can_live_elsewhere(self, settings: Settings, tmp_path: Path) -> None:
@@ -74,6 +82,36 @@ class TestBuild:
         build(moved, now=EXAMPLE_NOW)
         assert (tmp_path / "elsewhere" / "history.json").exists()
         assert not (settings.paths.output_dir / ".state").exists()
+
+
+class TestNoOp:
+    """A rebuild with nothing changed does no work, until something does."""
+
+    def test_skips_until_data_time_or_output_changes(self, settings: Settings) -> None:
+        first = build(settings, now=EXAMPLE_NOW)
+        assert not first.skipped
+        again = build(settings, now=EXAMPLE_NOW + timedelta(minutes=15))
+        assert again.skipped and again.news == first.news and again.forthcoming == 7
+        (settings.paths.output_dir / "news.json").unlink()
+        repaired = build(settings, now=EXAMPLE_NOW + timedelta(minutes=30))
+        assert repaired.report.written == ["news.json"]
+        news = settings.paths.data_dir / "news.yaml"
+        news.write_text(news.read_text().replace("(first)", "(first, edited)"))
+        edited = build(settings, now=EXAMPLE_NOW + timedelta(minutes=45))
+        assert not edited.skipped and "news.json" in edited.report.written
+
+    def test_time_alone_moves_the_output(self, settings: Settings) -> None:
+        build(settings, now=EXAMPLE_NOW)
+        # The weekly webinar's first occurrence ends on 2027-02-03 at 17:00 local time.
+        before_end = datetime(2027, 2, 3, 16, 59, tzinfo=LUX)
+        assert build(settings, now=before_end).skipped
+        after_end = build(settings, now=datetime(2027, 2, 3, 17, 0, tzinfo=LUX))
+        assert not after_end.skipped
+        assert after_end.forthcoming == 7  # the series continues: its next occurrence shows
+
+    def test_earlier_clock_rebuilds(self, settings: Settings) -> None:
+        build(settings, now=EXAMPLE_NOW)
+        assert not build(settings, now=EXAMPLE_NOW - timedelta(days=1)).skipped
 
 
 def _parse_all(folder: Path) -> int:
