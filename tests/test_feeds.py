@@ -1,0 +1,490 @@
+"""RSS, Atom and JSON Feed: golden files, readers, validator rules, dates, archives, WebSub."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qs
+
+import feedparser
+import pytest
+import yaml
+from lxml import etree
+
+from cccn_feeds.build import build
+from cccn_feeds.settings import Settings
+from cccn_feeds.text import markdown_text
+from tests.conftest import EXAMPLE_NOW, make_settings
+
+RENDERERS = ("cccn_feeds.render.feeds", "cccn_feeds.render.jsonfeed")
+ATOM = "{http://www.w3.org/2005/Atom}"
+FH = "{http://purl.org/syndication/history/1.0}"
+RFC822 = re.compile(
+    r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"\d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}$"
+)
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})$")
+TAG_URI = re.compile(r"^tag:[a-z0-9.-]+,\d{4}(-\d{2}(-\d{2})?)?:[0-9a-zA-Z;/?:@&=+$.\-_!~*'()%,]*$")
+
+
+def run(settings: Settings, now: datetime = EXAMPLE_NOW) -> dict[str, bytes]:
+    """Build the feeds and return every output file by relative path."""
+    build(settings, now=now, renderers=RENDERERS)
+    out = settings.paths.output_dir
+    return {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and ".state" not in p.parts
+    }
+
+
+def visible(text: str) -> str:
+    """Text as a person sees it: the invisible WORD JOINERs the feeds may add removed."""
+    return text.replace("\u2060", "")
+
+
+def write_news(data_dir: Path, items: list[dict[str, Any]]) -> None:
+    """Replace the news with ``items`` and drop the events (they refer to example news)."""
+    (data_dir / "events.yaml").write_text("events: []\n", encoding="utf-8")
+    (data_dir / "news.yaml").write_text(
+        yaml.safe_dump({"news": items}, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
+
+
+@pytest.fixture
+def outputs(settings: Settings) -> dict[str, bytes]:
+    return run(settings)
+
+
+FEEDS = [
+    "news.rss", "news.atom", "news.json", "events.rss", "events.atom", "events.json",
+]  # fmt: skip
+
+
+class TestGolden:
+    """Every format from the example corpus matches its reviewed golden file."""
+
+    @pytest.mark.parametrize(
+        "name", [*FEEDS, "tags/jane-2/news.rss", "tags/jane-2/events.atom", "feed.xsl"]
+    )
+    def test_golden(
+        self, outputs: dict[str, bytes], name: str, golden: Callable[[str, bytes], None]
+    ) -> None:
+        golden(f"feeds/{name}", outputs[name])
+
+    def test_outputs_cover_the_catalog(self, settings: Settings, outputs: dict[str, bytes]) -> None:
+        """Every feed the page and OPML list (except calendars) exists, and no other feed."""
+        from cccn_feeds.context import BuildContext
+        from cccn_feeds.validate import load_content
+
+        ctx = BuildContext(settings, load_content(settings.paths.data_dir, settings.site.tz),
+                           EXAMPLE_NOW)  # fmt: skip
+        listed = {f.path for f in ctx.catalog if f.format != "ics"}
+        produced = {p for p in outputs if re.search(r"(news|events)\.(rss|atom|json)$", p)}
+        assert listed == produced
+        assert "tags/sante-publique/news.atom" in produced
+
+
+class TestReaders:
+    """feedparser reads every feed cleanly with the expected items in order."""
+
+    @pytest.mark.parametrize("name", FEEDS)
+    def test_feedparser(self, outputs: dict[str, bytes], name: str) -> None:
+        if name.endswith(".json"):  # feedparser 6 reads no JSON Feed; read it as JSON
+            doc = json.loads(outputs[name])
+            ids, title = [i["id"] for i in doc["items"]], doc["title"]
+        else:
+            parsed = feedparser.parse(outputs[name])
+            assert parsed.bozo == 0, parsed.get("bozo_exception")
+            ids, title = [e.id for e in parsed.entries], parsed.feed.title
+        if name.startswith("news"):
+            assert ids == [
+                f"tag:www.lih.lu,2025:cccn/news/{i}"
+                for i in ("example-designation", "example-same-day-b", "example-same-day-a",
+                          "example-markup-title", "example-french")
+            ]  # fmt: skip
+        else:
+            assert ids[:4] == [
+                f"tag:www.lih.lu,2025:cccn/event/{i}"
+                for i in ("example-webinar-weekly", "example-conference-2027",
+                          "example-before-dst", "example-after-dst")
+            ]  # fmt: skip
+            assert len(ids) == 7
+        assert title.startswith("Luxembourg Pilot Comprehensive Cancer Center")
+
+    def test_markup_title_reads_as_typed(self, outputs: dict[str, bytes]) -> None:
+        typed = "Example: <b>bold</b> & “quotes” in a title — 5 < 6"
+        for name in ("news.rss", "news.atom"):
+            entry = feedparser.parse(outputs[name]).entries[3]
+            assert visible(entry.title) == typed, name
+        item = json.loads(outputs["news.json"])["items"][3]
+        assert item["title"] == typed
+
+    def test_event_item_says_when_and_where(self, outputs: dict[str, bytes]) -> None:
+        items = {i["id"].rsplit("/", 1)[1]: i for i in json.loads(outputs["events.json"])["items"]}
+        conf = items["example-conference-2027"]
+        assert conf["url"] == "https://example.org/events/conference-2027"
+        assert "When: Friday 26 – Saturday 27 March 2027" in conf["summary"]
+        assert "Where: Example Conference Centre, 1 Example Street" in conf["summary"]
+        seminar = items["example-before-dst"]
+        assert seminar["url"] == "http://127.0.0.1:8000/events/example-before-dst.ics"
+        assert "Saturday 27 March 2027, 10:00–11:30 (Luxembourg time)" in seminar["summary"]
+        ny = items["example-new-york"]
+        # 12:00 in New York on 2 November 2027 (EDT) is 17:00 in Luxembourg (CET).
+        assert "Tuesday 2 November 2027, 17:00–18:00" in ny["summary"]
+        assert "12:00–13:00 in New York" in ny["summary"]
+        # The feed date is when the event was published or changed, not when it happens.
+        assert ny["date_modified"] == "2026-11-15T11:00:00+01:00"
+        assert items["example-cancelled"]["title"].startswith("Cancelled: ")
+        webinar = items["example-webinar-weekly"]
+        assert "repeats every week, 10 times in all" in webinar["summary"]
+
+
+def _rss_items(data: bytes) -> list[etree._Element]:
+    return etree.fromstring(data).findall("channel/item")
+
+
+class TestValidatorRules:
+    """The W3C Feed Validation Service's rules, as far as they can be checked locally."""
+
+    @pytest.mark.parametrize("name", ["news.rss", "events.rss", "tags/eunetccc/events.rss"])
+    def test_rss(self, outputs: dict[str, bytes], name: str) -> None:
+        data = outputs[name]
+        assert data.startswith(b"<?xml version='1.0' encoding='UTF-8'?>\n<?xml-stylesheet")
+        root = etree.fromstring(data)
+        channel = root.find("channel")
+        assert root.get("version") == "2.0" and channel is not None
+        for required in ("title", "link", "description", "language", "lastBuildDate"):
+            assert (channel.findtext(required) or "").strip(), required
+        assert channel.findtext("link") == "https://www.lih.lu/?p=47659"
+        selfs = [ln for ln in channel.findall(f"{ATOM}link") if ln.get("rel") == "self"]
+        assert [ln.get("href") for ln in selfs] == [f"http://127.0.0.1:8000/{name}"]
+        assert RFC822.match(channel.findtext("lastBuildDate") or "")
+        items = channel.findall("item")
+        dates = []
+        for item in items:
+            guid = item.find("guid")
+            assert guid is not None and guid.get("isPermaLink") == "false"
+            assert TAG_URI.match(guid.text or "")
+            assert item.findtext("title")
+            pub = item.findtext("pubDate") or ""
+            assert RFC822.match(pub), pub
+            dates.append(email.utils.parsedate_to_datetime(pub))
+            if item.find("{http://purl.org/rss/1.0/modules/content/}encoded") is not None:
+                assert item.find("description") is not None
+            for enclosure in item.findall("enclosure"):
+                assert enclosure.get("length") and enclosure.get("type")
+            assert item.find("author") is None  # RSS author must be an email address
+        assert len(set(dates)) == len(dates), "two items share a timestamp"
+        guids = [i.findtext("guid") for i in items]
+        assert len(set(guids)) == len(guids)
+        # The channel date is the newest item's (publication or change) date, never the clock.
+        last = email.utils.parsedate_to_datetime(channel.findtext("lastBuildDate") or "")
+        assert last >= max(dates)
+
+    def test_rss_plain_text_uses_hex_references(self, outputs: dict[str, bytes]) -> None:
+        """RSS Best Practices Profile: & and < in titles as &#x26; and &#x3C;."""
+        line = next(
+            x for x in outputs["news.rss"].decode().splitlines() if "bold" in x and "<title>" in x
+        )
+        assert "&#x3C;b&#x3E;" in line and "&#x26;" in line and "&amp;" not in line
+        # No HTML end tag or entity the validator would call HTML in the parsed title.
+        for title in etree.fromstring(outputs["news.rss"]).iterfind("channel/item/title"):
+            assert not re.search(r"</\w+>|&#?\w+;", title.text or "")
+
+    @pytest.mark.parametrize("name", ["news.atom", "events.atom", "tags/jane-2/news.atom"])
+    def test_atom(self, outputs: dict[str, bytes], name: str) -> None:
+        root = etree.fromstring(outputs[name])
+        assert root.tag == f"{ATOM}feed"
+        assert root.get("{http://www.w3.org/XML/1998/namespace}lang") == "en"
+        for required in ("id", "title", "updated", "author/" + ATOM + "name", "generator"):
+            assert root.find(ATOM + required) is not None, required
+        assert TAG_URI.match(root.findtext(f"{ATOM}id") or "")
+        links = {ln.get("rel"): ln.get("href") for ln in root.findall(f"{ATOM}link")}
+        assert links["self"] == f"http://127.0.0.1:8000/{name}"
+        assert links["alternate"] == "https://www.lih.lu/?p=47659"
+        updated = []
+        for entry in root.findall(f"{ATOM}entry"):
+            assert TAG_URI.match(entry.findtext(f"{ATOM}id") or "")
+            title = entry.find(f"{ATOM}title")
+            assert title is not None and title.get("type") == "text"
+            assert not re.search(r"</\w+>|&#?\w+;", title.text or "")
+            stamp = entry.findtext(f"{ATOM}updated") or ""
+            assert RFC3339.match(stamp)
+            updated.append(datetime.fromisoformat(stamp))
+            published = entry.findtext(f"{ATOM}published")
+            assert published is None or RFC3339.match(published)
+            content = entry.find(f"{ATOM}content")
+            assert content is not None and content.get("type") == "html"
+            assert 'href="/' not in (content.text or "")  # links are absolute
+        assert len(set(updated)) == len(updated), "two entries share atom:updated"
+        assert datetime.fromisoformat(root.findtext(f"{ATOM}updated") or "") == max(updated)
+
+    def test_json_feed(self, outputs: dict[str, bytes]) -> None:
+        for name in ("news.json", "events.json", "tags/echos/events.json"):
+            doc = json.loads(outputs[name])
+            assert doc["version"] == "https://jsonfeed.org/version/1.1"
+            assert doc["feed_url"] == f"http://127.0.0.1:8000/{name}"
+            assert doc["home_page_url"] == "https://www.lih.lu/?p=47659"
+            assert doc["language"] == "en"
+            ids = [i["id"] for i in doc["items"]]
+            assert len(set(ids)) == len(ids)
+            for item in doc["items"]:
+                assert RFC3339.match(item["date_published"])
+                assert RFC3339.match(item["date_modified"])
+                assert item["content_html"]
+        news = json.loads(outputs["news.json"])["items"]
+        assert news[0]["image"] == "https://example.org/img/designation.jpg"
+        assert news[0]["authors"] == [{"name": "Example Institute"}]
+        assert 'href="https://example.org/about"' in news[0]["content_html"]
+
+    def test_every_xml_output_is_well_formed(self, outputs: dict[str, bytes]) -> None:
+        for name, data in outputs.items():
+            if name.endswith((".rss", ".atom", ".xsl")):
+                etree.fromstring(data)  # raises on a broken document
+
+    def test_stylesheet_renders_a_subscribe_page(self, outputs: dict[str, bytes]) -> None:
+        transform = etree.XSLT(etree.fromstring(outputs["feed.xsl"]))
+        for name in ("news.rss", "tags/jane-2/news.atom"):
+            page = str(transform(etree.fromstring(outputs[name])))
+            assert "How to subscribe" in page
+            assert f"http://127.0.0.1:8000/{name}" in page
+            assert "two items on one day" in page
+        assert b'href="../../feed.xsl"' in outputs["tags/jane-2/news.atom"]
+
+
+class TestDeterminism:
+    """Same input, same bytes; identifiers follow the id only."""
+
+    def test_two_builds_same_bytes(self, settings: Settings, tmp_path: Path) -> None:
+        first = run(settings)
+        other = settings.replace("paths", output=str(tmp_path / "again"))
+        second = run(other, now=EXAMPLE_NOW)
+        assert first == second
+        # A later rebuild of unchanged data writes nothing.
+        report = build(settings, now=EXAMPLE_NOW + timedelta(hours=1), renderers=RENDERERS).report
+        assert [p for p in report.written if "news." in p] == []
+
+    def test_ids_survive_title_and_url_changes(self, settings: Settings, data_dir: Path) -> None:
+        before = feedparser.parse(run(settings)["news.rss"]).entries
+        text = (data_dir / "news.yaml").read_text(encoding="utf-8")
+        text = text.replace("joins the EUnetCCC network", "is designated").replace(
+            "https://example.org/news/designation", "https://example.org/news/renamed"
+        )
+        (data_dir / "news.yaml").write_text(text, encoding="utf-8")
+        after = feedparser.parse(run(settings)["news.rss"]).entries
+        assert after[0].title != before[0].title and after[0].link != before[0].link
+        assert [e.id for e in after] == [e.id for e in before]
+
+
+class TestDates:
+    """RFC 822 with the right Luxembourg offset on both sides of a DST change."""
+
+    def test_dst(self, settings: Settings, data_dir: Path) -> None:
+        write_news(data_dir, [
+            {"id": "before", "title": "Before", "date": "2027-03-27T10:00"},
+            {"id": "after", "title": "After", "date": "2027-03-29T10:00"},
+        ])  # fmt: skip
+        out = run(settings)
+        pubs = {i.findtext("guid"): i.findtext("pubDate") for i in _rss_items(out["news.rss"])}
+        assert pubs["tag:www.lih.lu,2025:cccn/news/before"] == "Sat, 27 Mar 2027 10:00:00 +0100"
+        assert pubs["tag:www.lih.lu,2025:cccn/news/after"] == "Mon, 29 Mar 2027 10:00:00 +0200"
+        atom = etree.fromstring(out["news.atom"])
+        stamps = [e.findtext(f"{ATOM}published") for e in atom.iter(f"{ATOM}entry")]
+        assert stamps == ["2027-03-29T10:00:00+02:00", "2027-03-27T10:00:00+01:00"]
+
+    def test_same_time_items_get_distinct_stamps(self, settings: Settings, data_dir: Path) -> None:
+        write_news(data_dir, [
+            {"id": f"n{i}", "title": f"Item {i}", "date": "2027-01-10"} for i in range(4)
+        ] + [{"id": "z", "title": "Next second", "date": "2027-01-10T00:00:01"}])  # fmt: skip
+        out = run(settings)
+        pubs = [i.findtext("pubDate") for i in _rss_items(out["news.rss"])]
+        # Chronological order by (date, id): n0..n3, then z; each one second after the last.
+        assert pubs == [f"Sun, 10 Jan 2027 00:00:0{s} +0100" for s in (4, 3, 2, 1, 0)]
+        assert [i.findtext("title") for i in _rss_items(out["news.rss"])] == [
+            "Next second", "Item 3", "Item 2", "Item 1", "Item 0",
+        ]  # fmt: skip
+
+
+HOSTILE = [
+    "<script>alert(1)</script> & <b>x</b>",
+    "CDATA end ]]> inside",
+    "Emoji 🎗️👩🏽‍⚕️ and mixed scripts: Ελληνικά, русский, العربية, 日本語, עברית",
+    "&amp; already escaped &lt;tag&gt; &#38; &#x3C;",
+    ("Long " + "very long title " * 30).strip(),
+]
+
+
+class TestHostileText:
+    """Text that could break XML renders correctly and reads back as typed."""
+
+    def test_round_trip(self, settings: Settings, data_dir: Path) -> None:
+        write_news(data_dir, [
+            {"id": f"h{i}", "title": t, "date": f"2027-01-{10 + i:02d}T12:00",
+             "summary": t, "body": f"Body: {t}", "tags": [t[:20].strip() or "x"]}
+            for i, t in enumerate(HOSTILE)
+        ])  # fmt: skip
+        out = run(settings)
+        expected = list(reversed(HOSTILE))
+        for name in ("news.rss", "news.atom"):
+            etree.fromstring(out[name])
+            parsed = feedparser.parse(out[name])
+            assert parsed.bozo == 0, (name, parsed.get("bozo_exception"))
+            assert [visible(e.title) for e in parsed.entries] == expected, name
+        # Summaries are Markdown: what people read is its plain-text rendering.
+        summaries = [visible(e.summary) for e in feedparser.parse(out["news.atom"]).entries]
+        assert summaries == [markdown_text(t) for t in expected]
+        assert "]]>" in summaries[3] and "<script>" in summaries[4]
+        assert [i["title"] for i in json.loads(out["news.json"])["items"]] == expected
+        # Markup typed into Markdown is text in the HTML content, never an element.
+        for item in json.loads(out["news.json"])["items"]:
+            assert "<script" not in item["content_html"] and "<b>" not in item["content_html"]
+        assert "&lt;script&gt;" in json.loads(out["news.json"])["items"][4]["content_html"]
+
+    def test_control_characters_are_refused(self, settings: Settings, data_dir: Path) -> None:
+        from cccn_feeds.errors import DataError
+
+        write_news(data_dir, [{"id": "c", "title": "bell \x07 here", "date": "2027-01-10"}])
+        with pytest.raises(DataError, match="control character"):
+            run(settings)
+
+
+class TestArchives:
+    """RFC 5005: every item reachable exactly once; full archive pages never change."""
+
+    def _items(self, n: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": f"item-{i:03d}",
+                "title": f"Item {i}",
+                "date": f"2027-01-01T{i // 60:02d}:{i % 60:02d}",
+            }
+            for i in range(n)
+        ]
+
+    def _walk(self, out: dict[str, bytes], base: str, ext: str) -> list[str]:
+        """Follow prev-archive links from the subscription document; collect item ids."""
+        seen: list[str] = []
+        path: str | None = f"{base}.{ext}"
+        while path:
+            data = out[path]
+            if ext == "json":
+                doc = json.loads(data)
+                seen += [i["id"] for i in doc["items"]]
+                nxt = doc.get("next_url")
+            else:
+                root = etree.fromstring(data)
+                is_archive = root.find(f".//{FH}archive") is not None
+                assert is_archive == (path != f"{base}.{ext}")
+                seen += [e.findtext("guid") or e.findtext(f"{ATOM}id") or ""
+                         for e in root.iter("item", f"{ATOM}entry")]  # fmt: skip
+                links = {ln.get("rel"): ln.get("href") for ln in root.iter(f"{ATOM}link")}
+                nxt = links.get("prev-archive")
+                if is_archive:
+                    assert links["current"] == f"http://127.0.0.1:8000/{base}.{ext}"
+            path = nxt.removeprefix("http://127.0.0.1:8000/") if nxt else None
+        return seen
+
+    def test_pages(self, data_dir: Path, tmp_path: Path) -> None:
+        write_news(data_dir, self._items(7))
+        settings = make_settings(data_dir, tmp_path / "out", feeds={"max_items": 3})
+        out = run(settings)
+        assert {"news-archive-1.rss", "news-archive-2.atom", "news-archive-2.json"} <= set(out)
+        assert "news-archive-3.rss" not in out
+        for ext in ("rss", "atom", "json"):
+            ids = self._walk(out, "news", ext)
+            assert len(ids) == 7 and len(set(ids)) == 7, ext
+            assert ids[0].endswith("item-006") and ids[-1].endswith("item-000")
+        assert len(_rss_items(out["news.rss"])) == 3
+        # Page 1 holds the three oldest items and links to the next newer page only.
+        page1 = etree.fromstring(out["news-archive-1.atom"])
+        rels = {ln.get("rel") for ln in page1.iter(f"{ATOM}link")}
+        assert "next-archive" in rels and "prev-archive" not in rels
+
+        full_before = {k: v for k, v in out.items() if "archive-1." in k}
+        write_news(data_dir, self._items(8))
+        later = run(settings)
+        assert {k: later[k] for k in full_before} == full_before
+        assert later["news-archive-2.rss"] != out["news-archive-2.rss"]  # was not yet full
+
+
+class _Hub(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, list[str]]]] = []
+    status: ClassVar[int] = 204
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        type(self).received.append(parse_qs(self.rfile.read(length).decode()))
+        self.send_response(type(self).status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def hub() -> Iterator[tuple[str, type[_Hub]]]:
+    handler = type("Hub", (_Hub,), {"received": [], "status": 204})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hub", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class TestWebSub:
+    """Hub links in RSS and Atom, and a publish ping after a build that changed a feed."""
+
+    def test_links_and_ping(
+        self, data_dir: Path, tmp_path: Path, hub: tuple[str, type[_Hub]]
+    ) -> None:
+        url, handler = hub
+        settings = make_settings(data_dir, tmp_path / "out", feeds={"hub": url, "hub_timeout": 2})
+        out = run(settings)
+        for name in ("news.rss", "news.atom", "tags/jane-2/events.rss"):
+            links = {
+                ln.get("rel"): ln.get("href")
+                for ln in etree.fromstring(out[name]).iter(f"{ATOM}link")
+            }
+            assert links["hub"] == url, name
+        pinged = sorted(r["hub.url"][0] for r in handler.received)
+        assert all(r["hub.mode"] == ["publish"] for r in handler.received)
+        assert "http://127.0.0.1:8000/news.rss" in pinged
+        assert "http://127.0.0.1:8000/tags/jane-2/events.json" in pinged
+        assert not any("archive" in p or p.endswith(".xsl") for p in pinged)
+        # An unchanged rebuild pings nothing.
+        handler.received.clear()
+        build(settings, now=EXAMPLE_NOW, renderers=RENDERERS)
+        assert handler.received == []
+
+    def test_failing_hub_does_not_fail_the_build(
+        self, data_dir: Path, tmp_path: Path, hub: tuple[str, type[_Hub]], caplog: Any
+    ) -> None:
+        url, handler = hub
+        handler.status = 500
+        settings = make_settings(data_dir, tmp_path / "out", feeds={"hub": url})
+        result = build(settings, now=EXAMPLE_NOW, renderers=RENDERERS)
+        assert result.report.written
+        assert "HTTP 500" in caplog.text
+        # A hub nobody listens on: logged, build still succeeds.
+        dead = make_settings(data_dir, tmp_path / "out2",
+                             feeds={"hub": "http://127.0.0.1:9/hub", "hub_timeout": 1})  # fmt: skip
+        assert build(dead, now=EXAMPLE_NOW, renderers=RENDERERS).report.written
+        assert "ConnectionError" in caplog.text
+
+
+def test_now_is_not_read(settings: Settings) -> None:
+    """Feed dates come from the data: building later gives the same news feed."""
+    first = run(settings)["news.atom"]
+    assert run(settings, now=datetime(2027, 2, 20, tzinfo=UTC))["news.atom"] == first
