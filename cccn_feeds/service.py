@@ -49,6 +49,7 @@ WATCH_INTERVAL = 0.5  # seconds between polls of the watched files
 SETTLE = 0.3  # seconds a change must stay still before it is built (editors save in steps)
 
 Clock = Callable[[], datetime]
+_PASSING = frozenset({None, "ok", "redirected", "moved"})  # linkcheck's passing verdicts
 
 
 def system_clock() -> datetime:
@@ -323,21 +324,21 @@ class Service:
     def link_job(self) -> None:
         """Run the link checker; any failure is logged and never stops the service."""
         started = system_clock()
-        run: dict[str, Any] = {"started": _iso(started)}
+        record: dict[str, Any] = {"started": _iso(started)}
         log.info("link check started")
         try:
-            from cccn_feeds.linkcheck import run_cli
+            from cccn_feeds.linkcheck import run, summary_line
 
-            status = run_cli(self.settings, json_path=None, now=self.clock(), progress=False)
-            run.update(result="ok", exit_status=int(status))
-            log.info("link check finished (exit status %s)", status)
+            report = run(self.settings, now=self.clock())
+            record.update(result="ok", declared_broken=len(report.declared))
+            log.info("link check finished: %s", summary_line(report))
         except (Exception, SystemExit) as exc:
-            run.update(result="failed", error=f"{type(exc).__name__}: {exc}")
+            record.update(result="failed", error=f"{type(exc).__name__}: {exc}")
             log.exception("link check failed; the service goes on")
-        run["finished"] = _iso(system_clock())
+        record["finished"] = _iso(system_clock())
         with self._state:
-            self.link_run = run
-        if run["result"] == "ok":
+            self.link_run = record
+        if record["result"] == "ok":
             self.request_build("link check")  # declared-broken links change the output
 
     # -- health -----------------------------------------------------------------------
@@ -363,7 +364,7 @@ class Service:
             summary.update(
                 links=len(entries),
                 declared_broken=sum(1 for e in entries if e.get("declared_broken")),
-                failing=sum(1 for e in entries if e.get("verdict") not in (None, "ok")),
+                failing=sum(1 for e in entries if e.get("verdict") not in _PASSING),
                 last_checked=max(checked) if checked else None,
             )
         else:
