@@ -572,3 +572,23 @@ class TestLifeCycle:
         event = vevents(back["events.ics"])[UID.format("example-before-dst")]
         assert str(event["STATUS"]) == "CONFIRMED"
         assert event.decoded("SEQUENCE") == 2  # above the cancellation, so clients take it
+
+
+def test_vobject_reads_our_vtimezones(settings: Settings) -> None:
+    """A third parser that takes the offsets from the VTIMEZONE, not from the TZID name."""
+    import vobject
+
+    files = run(settings, EXAMPLE_NOW)
+    for data in files.values():
+        vobject.readOne(data.decode(), validate=True)
+    cal = vobject.readOne(files["events.ics"].decode(), validate=True)
+    starts = {e.uid.value.split("@")[0]: e.dtstart.value for e in cal.vevent_list}
+    assert "tzicalvtz" in type(starts["example-before-dst"].tzinfo).__name__
+    assert utc(starts["example-before-dst"]) == datetime(2027, 3, 27, 9, 0, tzinfo=UTC)
+    assert utc(starts["example-after-dst"]) == datetime(2027, 3, 29, 8, 0, tzinfo=UTC)
+    assert utc(starts["example-tentative-brussels"]) == datetime(2027, 10, 30, 7, tzinfo=UTC)
+    webinar = next(e for e in cal.vevent_list if e.uid.value.startswith("example-webinar"))
+    occurrences = [utc(o) for o in webinar.getrruleset()]
+    assert len(occurrences) == 9
+    assert datetime(2027, 2, 17, 15, 0, tzinfo=UTC) not in occurrences
+    assert occurrences[-1] == datetime(2027, 4, 7, 14, 0, tzinfo=UTC)
