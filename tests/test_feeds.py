@@ -299,6 +299,11 @@ class TestDates:
         atom = etree.fromstring(out["news.atom"])
         stamps = [e.findtext(f"{ATOM}published") for e in atom.iter(f"{ATOM}entry")]
         assert stamps == ["2027-03-29T10:00:00+02:00", "2027-03-27T10:00:00+01:00"]
+        # With no event at all the event feeds are still valid, dated without the clock.
+        for name in ("events.rss", "events.atom"):
+            parsed = feedparser.parse(out[name])
+            assert parsed.bozo == 0 and parsed.entries == []
+            assert etree.fromstring(out[name]).find(f".//{ATOM}link[@rel='self']") is not None
 
     def test_same_time_items_get_distinct_stamps(self, settings: Settings, data_dir: Path) -> None:
         write_news(data_dir, [
