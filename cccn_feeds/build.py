@@ -104,9 +104,19 @@ def _still_current(settings: Settings, last: dict[str, Any], print_: str, moment
     return bool(manifest) and all((out / path).is_file() for path in manifest)
 
 
-def prepare(settings: Settings, now: datetime | None = None) -> Content:
-    """Load and validate the data; raises DataError before anything is written."""
-    return load_content(settings.paths.data_dir, settings.site.tz)
+def prepare(settings: Settings, *, cache: bool = True) -> Content:
+    """Load and validate the data; raises DataError before anything is written.
+
+    With ``cache``, items whose text an earlier build already parsed are reused from the
+    state folder (the output folder itself is not touched).
+    """
+    if not cache:
+        return load_content(settings.paths.data_dir, settings.site.tz)
+    from cccn_feeds.parsecache import CACHE_NAME, load_content_cached
+
+    return load_content_cached(
+        settings.paths.data_dir, settings.site.tz, settings.paths.state_dir / CACHE_NAME
+    )
 
 
 def build(

@@ -41,10 +41,12 @@ class _Loader(_Base):  # type: ignore[misc]
     """Safe loader with line tracking, duplicate-key detection and no timestamp magic."""
 
     duplicates: list[tuple[str, int]]
+    offset: int
 
-    def __init__(self, stream: str) -> None:
+    def __init__(self, stream: str, offset: int = 0) -> None:
         super().__init__(stream)
         self.duplicates = []
+        self.offset = offset
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -64,23 +66,25 @@ _Loader.add_implicit_resolver(
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     result = LineDict()
-    result.line = node.start_mark.line + 1
+    offset = loader.offset + 1
+    result.line = node.start_mark.line + offset
     result.lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, str):
             key = str(key)
         if key in result:
-            loader.duplicates.append((key, key_node.start_mark.line + 1))
+            loader.duplicates.append((key, key_node.start_mark.line + offset))
         result[key] = loader.construct_object(value_node, deep=True)
-        result.lines[key] = key_node.start_mark.line + 1
+        result.lines[key] = key_node.start_mark.line + offset
     return result
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
     result = LineList(loader.construct_object(child, deep=True) for child in node.value)
-    result.line = node.start_mark.line + 1
-    result.lines = [child.start_mark.line + 1 for child in node.value]
+    offset = loader.offset + 1
+    result.line = node.start_mark.line + offset
+    result.lines = [child.start_mark.line + offset for child in node.value]
     return result
 
 
@@ -88,7 +92,7 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
 
 
-def _syntax_problem(name: str, exc: yaml.YAMLError) -> Problem:
+def _syntax_problem(name: str, exc: yaml.YAMLError, offset: int = 0) -> Problem:
     """A YAML error as FILE:LINE:COL, naming where an unclosed value started."""
     mark = getattr(exc, "problem_mark", None)
     context_mark = getattr(exc, "context_mark", None)
@@ -96,27 +100,38 @@ def _syntax_problem(name: str, exc: yaml.YAMLError) -> Problem:
     message = f"YAML syntax error: {problem}"
     context = getattr(exc, "context", None)
     if context_mark is not None and (mark is None or context_mark.line != mark.line):
-        message += f" ({context} on line {context_mark.line + 1})"
+        message += f" ({context} on line {context_mark.line + 1 + offset})"
     elif context:
         message += f" ({context})"
     message += "; fix the YAML at this place (quote text that holds ': ' or '#')"
     if mark is None:
         return Problem(name, None, "", message)
-    return Problem(name, mark.line + 1, "", message, mark.column + 1)
+    return Problem(name, mark.line + 1 + offset, "", message, mark.column + 1)
 
 
-def parse_yaml(text: str, name: str) -> Any:
-    """Parse YAML text into LineDict/LineList values, or raise DataError."""
+def parse_yaml(text: str, name: str, offset: int = 0) -> Any:
+    """Parse YAML text into LineDict/LineList values, or raise DataError.
+
+    ``offset`` is added to every line number (for a part of a larger file).
+    """
     if "\t" in text and re.search(r"^\t", text, re.MULTILINE):
         line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith("\t"))
         raise DataError(
-            [Problem(name, line, "", "YAML does not allow tabs for indentation; use spaces", 1)]
+            [
+                Problem(
+                    name,
+                    line + offset,
+                    "",
+                    "YAML does not allow tabs for indentation; use spaces",
+                    1,
+                )
+            ]
         )
-    loader = _Loader(text)
+    loader = _Loader(text, offset)
     try:
         document = loader.get_single_data()
     except yaml.YAMLError as exc:
-        raise DataError([_syntax_problem(name, exc)]) from None
+        raise DataError([_syntax_problem(name, exc, offset)]) from None
     except RecursionError:
         raise DataError([Problem(name, None, "", "the YAML nests too deeply")]) from None
     finally:

@@ -318,46 +318,53 @@ def validate_news(document: Any, ck: _Checker, site_tz: ZoneInfo) -> list[NewsIt
                 _line(items, index, _own(items)), path, f"expected a mapping, got {_describe(raw)}"
             )
             continue
-        _unknown_fields(raw, NEWS_FIELDS, ck, path)
-        try:
-            item_id = _check_id(raw, ck, path, seen)
-        except _Invalid:
-            item_id = ""
-        text1 = _text_fn(ck, one_line=True)
-        values = _fields(
-            raw,
-            ck,
-            path,
-            {
-                "title": _title_fn(ck),
-                "date": lambda v, ln, p: parse_when(v, site_tz, ck, ln, p),
-                "url": lambda v, ln, p: check_url(v, ck, ln, p),
-                "source": text1,
-                "summary": _text_fn(ck, one_line=False),
-                "body": _text_fn(ck, one_line=False),
-                "tags": lambda v, ln, p: check_tags(v, ck, ln, p),
-                "lang": _lang_fn(ck),
-                "image": lambda v, ln, p: check_url(v, ck, ln, p),
-                "updated": lambda v, ln, p: _aware(parse_when(v, site_tz, ck, ln, p), site_tz),
-                "event": _ref_fn(ck),
-            },
-        )
-        for required in ("title", "date"):
-            if required not in raw:
-                ck.add(_own(raw), f"{path}.{required}", _REQUIRED[required])
-        if not item_id or values.get("_invalid") or "title" not in values or "date" not in values:
-            continue
-        when = values.pop("date")
-        news.append(
-            NewsItem(
-                id=item_id,
-                date=_aware(when, site_tz),
-                date_only=not isinstance(when, datetime),
-                line=_own(raw) or 0,
-                **values,
-            )
-        )
+        item = validate_news_item(raw, ck, path, seen, site_tz)
+        if item is not None:
+            news.append(item)
     return news
+
+
+def validate_news_item(
+    raw: dict[str, Any], ck: _Checker, path: str, seen: dict[str, int], site_tz: ZoneInfo
+) -> NewsItem | None:
+    """One news item, or None when it has problems (recorded in ``ck``)."""
+    _unknown_fields(raw, NEWS_FIELDS, ck, path)
+    try:
+        item_id = _check_id(raw, ck, path, seen)
+    except _Invalid:
+        item_id = ""
+    text1 = _text_fn(ck, one_line=True)
+    values = _fields(
+        raw,
+        ck,
+        path,
+        {
+            "title": _title_fn(ck),
+            "date": lambda v, ln, p: parse_when(v, site_tz, ck, ln, p),
+            "url": lambda v, ln, p: check_url(v, ck, ln, p),
+            "source": text1,
+            "summary": _text_fn(ck, one_line=False),
+            "body": _text_fn(ck, one_line=False),
+            "tags": lambda v, ln, p: check_tags(v, ck, ln, p),
+            "lang": _lang_fn(ck),
+            "image": lambda v, ln, p: check_url(v, ck, ln, p),
+            "updated": lambda v, ln, p: _aware(parse_when(v, site_tz, ck, ln, p), site_tz),
+            "event": _ref_fn(ck),
+        },
+    )
+    for required in ("title", "date"):
+        if required not in raw:
+            ck.add(_own(raw), f"{path}.{required}", _REQUIRED[required])
+    if not item_id or values.get("_invalid") or "title" not in values or "date" not in values:
+        return None
+    when = values.pop("date")
+    return NewsItem(
+        id=item_id,
+        date=_aware(when, site_tz),
+        date_only=not isinstance(when, datetime),
+        line=_own(raw) or 0,
+        **values,
+    )
 
 
 _REQUIRED = {
@@ -564,13 +571,13 @@ def validate_events(document: Any, ck: _Checker, site_tz: ZoneInfo) -> list[Even
                 _line(items, index, _own(items)), path, f"expected a mapping, got {_describe(raw)}"
             )
             continue
-        event = _validate_event(raw, ck, path, seen, site_tz)
+        event = validate_event_item(raw, ck, path, seen, site_tz)
         if event is not None:
             events.append(event)
     return events
 
 
-def _validate_event(
+def validate_event_item(
     raw: dict[str, Any], ck: _Checker, path: str, seen: dict[str, int], site_tz: ZoneInfo
 ) -> Event | None:
     _unknown_fields(raw, EVENT_FIELDS, ck, path)
@@ -751,6 +758,13 @@ def validate_documents(
     problems = news_ck.problems + events_ck.problems
     if problems:
         raise DataError(problems)
+    return make_content(news, events, news_file, events_file)
+
+
+def make_content(
+    news: list[NewsItem], events: list[Event], news_file: str, events_file: str
+) -> Content:
+    """Content in its canonical order: news newest first, events soonest first."""
     news.sort(key=lambda n: (n.date, n.id), reverse=True)
     events.sort(key=lambda e: (e.starts_at, e.id))
     return Content(tuple(news), tuple(events), news_file, events_file)
@@ -762,7 +776,7 @@ def load_content(data_dir: Path, site_tz: ZoneInfo) -> Content:
     Both files are read and checked even when the first has problems, so one run
     reports everything.
     """
-    names = {key: _display(data_dir / f"{key}.yaml") for key in ("news", "events")}
+    names = {key: display_path(data_dir / f"{key}.yaml") for key in ("news", "events")}
     docs: dict[str, Any] = {}
     problems: list[Problem] = []
     for key, name in names.items():
@@ -787,7 +801,7 @@ def load_content(data_dir: Path, site_tz: ZoneInfo) -> Content:
     return content
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
     """A path as the user knows it: relative to the working directory when inside it."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))

@@ -1,0 +1,173 @@
+"""Incremental loading: parse and validate only the items whose text changed.
+
+PyYAML builds every object in Python, so parsing is the largest cost of a big build.
+A data file in the usual layout (comments, the ``news:``/``events:`` key, then block list
+items at one indentation) is cut into one piece of text per item; each piece is parsed
+and validated on its own and the resulting model is remembered under a hash of its text.
+The next build parses only the pieces it has not seen.
+
+The fast path is used only for a success: at the first sign of trouble (a layout it does
+not recognise, anchors or aliases that may cross items, any problem in a piece, duplicate
+ids, a broken cross-reference) it hands over to the canonical whole-file path, which
+produces the exact error messages. Both paths give equal Content (tested).
+
+The cache holds only our own model objects and lives in the state folder, which belongs
+to the build; it is read with pickle, so the state folder must not be writable by others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import pickle
+import re
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from cccn_feeds.errors import DataError
+from cccn_feeds.load import parse_yaml, read_text
+from cccn_feeds.model import Content, Event, NewsItem
+from cccn_feeds.publish import write_atomic
+from cccn_feeds.validate import (
+    _Checker,
+    display_path,
+    load_content,
+    make_content,
+    validate_event_item,
+    validate_news_item,
+)
+
+CACHE_NAME = "parse-cache.pickle"
+_VERSION = 1
+_COMMENT_OR_BLANK = re.compile(r"^\s*(?:#.*)?$")
+
+Item = NewsItem | Event
+
+
+def split_items(text: str, key: str) -> list[tuple[int, str]] | None:
+    """The file's list items as (first line, text), or None when the layout is unusual.
+
+    Anchors, aliases and tags need no check here: an alias to an anchor in another item
+    fails to parse on its own, which sends the whole build down the canonical path.
+    """
+    if re.search(r"^\t", text, re.MULTILINE):
+        return None
+    lines = text.splitlines(keepends=True)
+    index = 0
+    while index < len(lines) and _COMMENT_OR_BLANK.match(lines[index]):
+        index += 1
+    if index == len(lines) or not re.match(rf"^{key}:[ \t]*(?:#.*)?$", lines[index].rstrip("\r\n")):
+        return None
+    indent: str | None = None
+    pieces: list[tuple[int, list[str]]] = []
+    for number in range(index + 1, len(lines)):
+        line = lines[number]
+        blank_or_comment = _COMMENT_OR_BLANK.match(line) is not None
+        if indent is None:
+            if blank_or_comment:
+                continue
+            match = re.match(r"^( *)- ", line)
+            if not match:
+                return None
+            indent = match.group(1)
+        if line.startswith(indent + "- "):
+            pieces.append((number + 1, [line]))
+        elif blank_or_comment or line.startswith(indent + " "):
+            pieces[-1][1].append(line)
+        else:
+            return None  # another top-level key or odd indentation: canonical path
+    return [(first, "".join(body)) for first, body in pieces]
+
+
+class _Fallback(Exception):
+    """The fast path cannot decide; use the canonical one."""
+
+
+def _piece_key(kind: str, tz: ZoneInfo, text: str) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{_VERSION}\0{kind}\0{tz.key}\0".encode())
+    digest.update(text.encode())
+    return digest.hexdigest()
+
+
+def _validate_piece(kind: str, text: str, first: int, name: str, index: int, tz: ZoneInfo) -> Item:
+    """Parse and validate one item's text with line numbers relative to its first line."""
+    try:
+        document = parse_yaml(text, name)
+    except DataError:
+        raise _Fallback from None
+    if not isinstance(document, list) or len(document) != 1 or not isinstance(document[0], dict):
+        raise _Fallback
+    ck = _Checker(name)
+    path = f"{kind}[{index}]"
+    item: Item | None
+    if kind == "news":
+        item = validate_news_item(document[0], ck, path, {}, tz)
+    else:
+        item = validate_event_item(document[0], ck, path, {}, tz)
+    if item is None or ck.problems:
+        raise _Fallback
+    return item
+
+
+def _load_kind(
+    kind: str, path: Path, name: str, tz: ZoneInfo, cache: dict[str, Item], used: dict[str, Item]
+) -> list[Item]:
+    pieces = split_items(read_text(path, name), kind)
+    if pieces is None:
+        raise _Fallback
+    items: list[Item] = []
+    for index, (first, text) in enumerate(pieces):
+        key = _piece_key(kind, tz, text)
+        item = cache.get(key)
+        if item is None:
+            item = _validate_piece(kind, text, first, name, index, tz)
+        used[key] = item
+        items.append(dataclasses.replace(item, line=item.line + first - 1))
+    ids = [item.id for item in items]
+    if len(set(ids)) != len(ids):
+        raise _Fallback
+    return items
+
+
+def _read_cache(path: Path) -> dict[str, Item]:
+    try:
+        with path.open("rb") as handle:
+            data = pickle.load(handle)
+    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != _VERSION:
+        return {}
+    items = data.get("items")
+    return items if isinstance(items, dict) else {}
+
+
+def load_content_cached(data_dir: Path, tz: ZoneInfo, cache_path: Path) -> Content:
+    """Like :func:`cccn_feeds.validate.load_content`, reusing items parsed by earlier builds."""
+    names = {key: display_path(data_dir / f"{key}.yaml") for key in ("news", "events")}
+    cache = _read_cache(cache_path)
+    used: dict[str, Item] = {}
+    try:
+        news = _load_kind("news", data_dir / "news.yaml", names["news"], tz, cache, used)
+        events = _load_kind("events", data_dir / "events.yaml", names["events"], tz, cache, used)
+        news_ids = {n.id for n in news}
+        event_ids = {e.id for e in events}
+        for item in news:
+            assert isinstance(item, NewsItem)
+            if item.event and item.event not in event_ids:
+                raise _Fallback
+        for event in events:
+            assert isinstance(event, Event)
+            if event.news and event.news not in news_ids:
+                raise _Fallback
+    except (_Fallback, DataError):
+        return load_content(data_dir, tz)
+    if used.keys() != cache.keys():
+        blob = pickle.dumps({"version": _VERSION, "items": used}, protocol=pickle.HIGHEST_PROTOCOL)
+        write_atomic(cache_path, blob)
+    return make_content(
+        [n for n in news if isinstance(n, NewsItem)],
+        [e for e in events if isinstance(e, Event)],
+        names["news"],
+        names["events"],
+    )

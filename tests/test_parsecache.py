@@ -1,0 +1,109 @@
+"""Incremental loading gives exactly what the canonical whole-file path gives."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from cccn_feeds.errors import DataError
+from cccn_feeds.parsecache import load_content_cached, split_items
+from cccn_feeds.validate import load_content
+
+ROOT = Path(__file__).resolve().parent.parent
+LUX = ZoneInfo("Europe/Luxembourg")
+
+
+class TestSplit:
+    """Files in the usual layout are cut into one piece per item; others are left whole."""
+
+    def test_pieces_start_where_items_start(self) -> None:
+        text = "# c\nnews:\n  # first\n  - id: a\n    title: A\n\n  - id: b\n    body: |\n      x\n"
+        assert split_items(text, "news") == [
+            (4, "  - id: a\n    title: A\n\n"),
+            (7, "  - id: b\n    body: |\n      x\n"),
+        ]
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "news: []\n",
+            "news:\n  - id: a\nother: 1\n",
+            "news:\n\t- id: a\n",
+            "---\nnews:\n  - id: a\n",
+            "news:\n    - id: a\n  - id: b\n",
+        ],
+    )
+    def test_unusual_layouts_are_left_whole(self, text: str) -> None:
+        assert split_items(text, "news") is None
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    target = tmp_path / "data"
+    shutil.copytree(ROOT / "examples", target, ignore=shutil.ignore_patterns("*.md"))
+    return target
+
+
+class TestEquivalence:
+    """Cached, cold and canonical loads agree, before and after edits."""
+
+    def test_same_content(self, copy: Path, tmp_path: Path) -> None:
+        cache = tmp_path / "cache.pickle"
+        cold = load_content_cached(copy, LUX, cache)
+        assert cache.exists()
+        warm = load_content_cached(copy, LUX, cache)
+        assert cold == warm == load_content(copy, LUX)
+        assert [n.line for n in warm.news] == [n.line for n in load_content(copy, LUX).news]
+        news = copy / "news.yaml"
+        news.write_text(
+            news.read_text().replace(
+                "  - id: example-same-day-b",
+                "  - id: inserted\n"
+                "    title: Inserted\n    date: 2027-01-01\n\n  - id: example-same-day-b",
+            )
+        )
+        edited = load_content_cached(copy, LUX, cache)
+        canonical = load_content(copy, LUX)
+        assert edited == canonical
+        assert [n.line for n in edited.news] == [n.line for n in canonical.news]
+
+    def test_problems_have_the_canonical_messages(self, copy: Path, tmp_path: Path) -> None:
+        cache = tmp_path / "cache.pickle"
+        load_content_cached(copy, LUX, cache)
+        events = copy / "events.yaml"
+        events.write_text(
+            events.read_text().replace("end: 2027-03-27T11:30", "end: 2027-03-27T09:30")
+        )
+        with pytest.raises(DataError) as fast:
+            load_content_cached(copy, LUX, cache)
+        with pytest.raises(DataError) as canonical:
+            load_content(copy, LUX)
+        assert str(fast.value) == str(canonical.value)
+        assert "events[1].end" in str(fast.value)
+
+    def test_duplicate_ids_across_cached_items(self, copy: Path, tmp_path: Path) -> None:
+        cache = tmp_path / "cache.pickle"
+        load_content_cached(copy, LUX, cache)
+        news = copy / "news.yaml"
+        news.write_text(
+            news.read_text().replace("id: example-same-day-b", "id: example-same-day-a")
+        )
+        with pytest.raises(DataError, match="already used on line"):
+            load_content_cached(copy, LUX, cache)
+
+    def test_alias_across_items_uses_the_whole_file(self, copy: Path, tmp_path: Path) -> None:
+        (copy / "news.yaml").write_text(
+            "news:\n  - id: a\n    title: &t Shared\n    date: 2027-01-01\n"
+            "  - id: b\n    title: *t\n    date: 2027-01-02\n"
+        )
+        (copy / "events.yaml").write_text("events: []\n")
+        content = load_content_cached(copy, LUX, tmp_path / "cache.pickle")
+        assert [n.title for n in content.news] == ["Shared", "Shared"]
+
+    def test_damaged_cache_is_ignored(self, copy: Path, tmp_path: Path) -> None:
+        cache = tmp_path / "cache.pickle"
+        cache.write_bytes(b"not a pickle")
+        assert load_content_cached(copy, LUX, cache) == load_content(copy, LUX)
