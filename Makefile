@@ -42,6 +42,7 @@ golden: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/serve_bench.py
 
 clean:
 	rm -rf $(VENV) feeds .pytest_cache .mypy_cache .ruff_cache test-artifacts
