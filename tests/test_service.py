@@ -270,6 +270,36 @@ class TestServiceInProcess:
         assert body["last_good_build"]["result"] == "ok"
         assert body["builds"] == {"count": 2, "failed": 1, "running": 0, "max_concurrent": 1}
 
+    def test_configuration_change_is_read_again(self, tmp_path: Path, data_dir: Path) -> None:
+        from cccn_feeds.settings import load_settings
+
+        config = tmp_path / "cccn-feeds.toml"
+        config.write_text('[site]\ntitle = "First title"\n', encoding="utf-8")
+        overrides = {"paths": {"data": str(data_dir), "output": str(tmp_path / "out")}}
+        settings = load_settings(config, environ={}, overrides=overrides)
+        service = Service(settings, clock=lambda: EXAMPLE_NOW)
+        assert config in service.watched()
+        service.plan()
+        assert service.build_job("start").ok
+        page = tmp_path / "out" / "index.html"
+        assert "First title" in page.read_text(encoding="utf-8")
+
+        config.write_text('[site]\ntitle = "Second title"\n[schedule]\nbuild = "*/5 * * * *"\n')
+        service.changed({config})
+        assert service.build_job("change").ok
+        assert "Second title" in page.read_text(encoding="utf-8")
+        assert service.settings.schedule.build == "*/5 * * * *"
+        assert service.settings.paths.data == str(data_dir)  # flags still win
+
+        config.write_text('[site]\ntitel = "typo"\n', encoding="utf-8")
+        service.changed({config})
+        failed = service.build_job("change")
+        assert not failed.ok and "unknown key (did you mean 'title'?)" in failed.errors[0]
+        assert "Second title" in page.read_text(encoding="utf-8")
+        config.write_text('[site]\ntitle = "Third title"\n', encoding="utf-8")
+        assert service.build_job("schedule").ok  # retried at the next tick
+        assert "Third title" in page.read_text(encoding="utf-8")
+
     def test_link_check_failure_never_raises(self, tmp_path: Path, settings: Settings) -> None:
         broken = settings.replace("paths", data=str(tmp_path / "missing"))
         service = Service(broken, clock=lambda: EXAMPLE_NOW)
