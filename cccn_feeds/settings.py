@@ -120,6 +120,9 @@ class LinkcheckSettings:
     broken_after_hours: float = 48.0
     state_file: str = ""  # empty: linkcheck.json in the state folder
     on_broken: str = "mark"  # keep | mark | drop
+    backoff: float = 0.5  # first retry delay in seconds; doubles per retry, plus jitter
+    retry_after_max: float = 60.0  # cap on a server's Retry-After, in seconds
+    max_redirects: int = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +300,9 @@ def _check(settings: Settings, source: str) -> list[Problem]:
             bad("linkcheck", key, "must not be negative")
     if lc.retries < 0:
         bad("linkcheck", "retries", "must not be negative")
+    for key in ("backoff", "retry_after_max", "max_redirects"):
+        if getattr(lc, key) < 0:
+            bad("linkcheck", key, "must not be negative")
     if lc.on_broken not in {"keep", "mark", "drop"}:
         bad("linkcheck", "on_broken", f"{lc.on_broken!r}: use keep, mark or drop")
     for code in lc.accept:
