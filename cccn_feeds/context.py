@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal, TypeVar, cast
 from urllib.parse import urljoin
 
 from cccn_feeds.history import Revision
@@ -14,6 +14,7 @@ from cccn_feeds.model import Content, Event, NewsItem, tag_slug
 from cccn_feeds.settings import Settings, SiteSettings
 
 FeedFormat = Literal["rss", "atom", "json", "ics"]
+T = TypeVar("T")
 MEDIA_TYPES: dict[str, str] = {
     "rss": "application/rss+xml",
     "atom": "application/atom+xml",
@@ -53,6 +54,13 @@ class BuildContext:
     revisions: Mapping[str, Revision] = field(default_factory=dict)
     tombstones: tuple[Event, ...] = ()
     broken_links: Mapping[str, str] = field(default_factory=dict)
+    _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def memo(self, key: str, make: Callable[[], T]) -> T:
+        """A value computed once per build and shared by every renderer that asks for it."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return cast(T, self._memo[key])
 
     @property
     def site(self) -> SiteSettings:

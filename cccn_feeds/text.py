@@ -45,6 +45,7 @@ def absolutize(html_text: str, base: str) -> str:
     return _URL_ATTR.sub(fix, html_text)
 
 
+@lru_cache(maxsize=8192)
 def markdown_html(text: str, base: str = "") -> str:
     """Markdown to sanitised HTML with absolute links; empty text gives an empty string."""
     if not text.strip():
@@ -62,6 +63,7 @@ def markdown_html(text: str, base: str = "") -> str:
     return absolutize(clean, base).strip()
 
 
+@lru_cache(maxsize=8192)
 def markdown_text(text: str) -> str:
     """Markdown to readable plain text: paragraphs kept, links as "label (address)"."""
     if not text.strip():

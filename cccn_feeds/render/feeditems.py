@@ -327,7 +327,14 @@ def _newest(dates: Iterable[datetime], default: datetime) -> datetime:
 
 
 def documents(ctx: BuildContext) -> list[FeedDocument]:
-    """Every feed document: main news and events, then one per news tag and event tag."""
+    """Every feed document: main news and events, then one per news tag and event tag.
+
+    Computed once per build and shared by the RSS/Atom and JSON Feed renderers.
+    """
+    return ctx.memo("feeditems.documents", lambda: _documents(ctx))
+
+
+def _documents(ctx: BuildContext) -> list[FeedDocument]:
     site = ctx.site
     news = news_items(ctx)
     events = event_items(ctx)

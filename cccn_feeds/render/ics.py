@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from icalendar import (
@@ -83,15 +84,17 @@ def render(ctx: BuildContext) -> dict[str, bytes]:
     """Every calendar of the build."""
     title = ctx.site.title
     subscribed = subscription(ctx)
+    blocks: dict[str, bytes] = {}  # each VEVENT is serialised once, then reused
     outputs = {
         "events.ics": calendar_bytes(
-            ctx, subscribed, f"{title}: events", ctx.site.description, ctx.url("events.ics")
+            ctx, subscribed, f"{title}: events", ctx.site.description, ctx.url("events.ics"),
+            blocks,
         )
-    }
+    }  # fmt: skip
     for event in ctx.content.events:
         summary = markdown_text(event.description).split("\n\n")[0] if event.description else ""
         outputs[f"events/{event.id}.ics"] = calendar_bytes(
-            ctx, [event], event.title, summary or event.title, ""
+            ctx, [event], event.title, summary or event.title, "", blocks
         )
     for slug, tag in ctx.event_tags.items():
         path = f"tags/{slug}/events.ics"
@@ -101,6 +104,7 @@ def render(ctx: BuildContext) -> dict[str, bytes]:
             f"{title}: events on {tag}",
             f"Events on {tag}. {ctx.site.description}",
             ctx.url(path),
+            blocks,
         )
     return outputs
 
@@ -113,13 +117,23 @@ def subscription(ctx: BuildContext) -> tuple[Item, ...]:
     return tuple(sorted(chosen.values(), key=lambda e: (e.starts_at.astimezone(UTC), e.id)))
 
 
+_END = b"END:VCALENDAR\r\n"
+
+
 def calendar_bytes(
-    ctx: BuildContext, events: Iterable[Item], name: str, description: str, source: str
+    ctx: BuildContext,
+    events: Iterable[Item],
+    name: str,
+    description: str,
+    source: str,
+    blocks: dict[str, bytes] | None = None,
 ) -> bytes:
     """One VCALENDAR object as bytes (CRLF lines folded at 75 octets).
 
     ``source`` is the address of a subscription; a file for one event has none, and
-    no refresh hint either.
+    no refresh hint either. Components are serialised on their own and joined: the
+    bytes are the same as serialising the whole calendar, and ``blocks`` lets one build
+    serialise each event once however many calendars carry it.
     """
     events = list(events)
     cal = Calendar()
@@ -139,14 +153,29 @@ def calendar_bytes(
         refresh = timedelta(seconds=parse_duration(ctx.settings.calendar.refresh))
         cal.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
         cal.add("x-published-ttl", vDuration(refresh))
+    head = bytes(cal.to_ical())
+    assert head.endswith(_END)
+    parts = [head[: -len(_END)]]
     for tzid, (first, last) in sorted(zone_years(events).items()):
-        cal.add_component(vtimezone(tzid, first, last))
+        parts.append(_vtimezone_bytes(tzid, first, last))
     if not events:
         # RFC 5545 wants at least one component: the site's zone, named by X-WR-TIMEZONE.
-        cal.add_component(vtimezone(ctx.site.timezone, _QUIET_YEAR, _QUIET_YEAR))
+        parts.append(_vtimezone_bytes(ctx.site.timezone, _QUIET_YEAR, _QUIET_YEAR))
+    cache = {} if blocks is None else blocks
     for event, org in zip(events, organizers, strict=True):
-        cal.add_component(vevent(ctx, event, org))
-    return bytes(cal.to_ical())
+        key = f"{event.id}\0{event.status}"
+        block = cache.get(key)
+        if block is None:
+            block = cache[key] = bytes(vevent(ctx, event, org).to_ical())
+        parts.append(block)
+    parts.append(_END)
+    return b"".join(parts)
+
+
+@lru_cache(maxsize=256)
+def _vtimezone_bytes(tzid: str, first: int, last: int) -> bytes:
+    """A VTIMEZONE serialised once per zone and span of years."""
+    return bytes(vtimezone(tzid, first, last).to_ical())
 
 
 def zone_years(events: Iterable[Item]) -> dict[str, tuple[int, int]]:
