@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -81,6 +82,60 @@ def write_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
+def _stage(target: Path, data: bytes) -> str:
+    """Write ``data`` to a hidden temporary file beside ``target``; returns its path.
+
+    The name is fixed per process: the caller holds the output lock, and temporaries of a
+    killed build are swept before the next publish.
+    """
+    tmp = os.path.join(target.parent, f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    return tmp
+
+
+def _make_durable(out_dir: Path, paths: list[str]) -> None:
+    """Flush staged files to disk: one syncfs(2) for many files, else fsync each."""
+    if not paths:
+        return
+    if len(paths) > 8 and _syncfs(out_dir):
+        return
+    for tmp in paths:
+        fd = os.open(tmp, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _syncfs(folder: Path) -> bool:
+    """syncfs(2) on the file system holding ``folder`` (Linux); False when unavailable."""
+    syncfs = _libc_syncfs()
+    if syncfs is None:
+        return False
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return bool(syncfs(fd) == 0)
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _libc_syncfs() -> Any:
+    """The C library's syncfs, or None."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6", use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
 def fsync_dir(path: Path) -> None:
     """Make renames in a folder durable."""
     with contextlib.suppress(OSError):
@@ -121,18 +176,31 @@ def publish(outputs: Mapping[str, bytes], out_dir: Path, state_dir: Path) -> Pub
     report = PublishReport()
     touched_dirs: set[Path] = set()
     manifest: dict[str, str] = {}
-    for path in sorted(outputs):
-        data = outputs[path]
-        rel = check_relpath(path)
-        target = out_dir.joinpath(*rel.parts)
-        new_digest = digest(data)
-        manifest[path] = new_digest
-        if _unchanged(target, data, previous.get(path)):
-            report.unchanged.append(path)
-            continue
-        write_atomic(target, data)
-        touched_dirs.add(target.parent)
-        report.written.append(path)
+    staged: list[tuple[str, Path]] = []
+    made_dirs: set[Path] = set()
+    try:
+        for path in sorted(outputs):
+            data = outputs[path]
+            target = out_dir.joinpath(*check_relpath(path).parts)
+            manifest[path] = digest(data)
+            if _unchanged(target, data, previous.get(path)):
+                report.unchanged.append(path)
+                continue
+            if target.parent not in made_dirs:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                made_dirs.add(target.parent)
+            staged.append((_stage(target, data), target))
+            report.written.append(path)
+        # Every new file is on disk before the first one replaces its old version.
+        _make_durable(out_dir, [tmp for tmp, _ in staged])
+        for tmp, target in staged:
+            os.replace(tmp, target)
+            touched_dirs.add(target.parent)
+    except BaseException:
+        for tmp, _ in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        raise
     for path in sorted(set(previous) - set(outputs)):
         try:
             rel = check_relpath(path)
