@@ -136,13 +136,31 @@ class BuildContext:
         """Slug -> tag as first written, for every tag used by events (sorted by slug)."""
         return _tags(self.content.events)
 
+    @cached_property
+    def _news_by_tag(self) -> dict[str, tuple[NewsItem, ...]]:
+        found: dict[str, list[NewsItem]] = {}
+        for item in self.content.news:
+            for slug in dict.fromkeys(tag_slug(t) for t in item.tags):
+                found.setdefault(slug, []).append(item)
+        return {slug: tuple(items) for slug, items in found.items()}
+
+    @cached_property
+    def _event_slugs(self) -> dict[str, frozenset[str]]:
+        return {
+            e.id: frozenset(tag_slug(t) for t in e.tags)
+            for e in (*self.content.events, *self.tombstones)
+        }
+
     def news_with_tag(self, slug: str) -> tuple[NewsItem, ...]:
         """News carrying a tag, in the main order."""
-        return tuple(n for n in self.content.news if slug in {tag_slug(t) for t in n.tags})
+        return self._news_by_tag.get(slug, ())
 
     def events_with_tag(self, events: tuple[Event, ...], slug: str) -> tuple[Event, ...]:
         """Events carrying a tag, order kept."""
-        return tuple(e for e in events if slug in {tag_slug(t) for t in e.tags})
+        slugs = self._event_slugs
+        return tuple(
+            e for e in events if slug in (slugs.get(e.id) or {tag_slug(t) for t in e.tags})
+        )
 
     def is_broken(self, url: str) -> bool:
         """Whether the link checker declared this address broken."""

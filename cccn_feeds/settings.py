@@ -95,6 +95,14 @@ class FeedsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PageSettings:
+    """The HTML page (the feeds and calendars carry everything)."""
+
+    max_news: int = 50  # newest news items on the page; older ones are in the feed archives
+    max_past_events: int = 20  # most recent past events shown below the forthcoming ones
+
+
+@dataclass(frozen=True, slots=True)
 class CalendarSettings:
     """iCalendar output."""
 
@@ -149,6 +157,7 @@ class Settings:
     site: SiteSettings = field(default_factory=SiteSettings)
     paths: PathsSettings = field(default_factory=PathsSettings)
     feeds: FeedsSettings = field(default_factory=FeedsSettings)
+    page: PageSettings = field(default_factory=PageSettings)
     calendar: CalendarSettings = field(default_factory=CalendarSettings)
     linkcheck: LinkcheckSettings = field(default_factory=LinkcheckSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
@@ -274,6 +283,9 @@ def _check(settings: Settings, source: str) -> list[Problem]:
         bad("site", "contact_email", f"{site.contact_email!r} is not an email address")
     if settings.feeds.max_items < 1:
         bad("feeds", "max_items", "must be at least 1")
+    for key in ("max_news", "max_past_events"):
+        if getattr(settings.page, key) < 0:
+            bad("page", key, "must not be negative")
     if settings.feeds.hub:
         hub = urlsplit(settings.feeds.hub)
         if hub.scheme not in {"http", "https"} or not hub.netloc:

@@ -523,10 +523,13 @@ def event_schema(ctx: BuildContext, event: Event) -> dict[str, Any]:
 
 def render_page(ctx: BuildContext) -> str:
     """``index.html`` as text."""
-    news_on_page = ctx.content.news_by_id()
-    events_on_page = {e.id: e for e in (*ctx.forthcoming, *ctx.recent_past)}
-    graph = [news_schema(ctx, n) for n in ctx.content.news]
-    graph += [event_schema(ctx, e) for e in (*ctx.forthcoming, *ctx.recent_past)]
+    limits = ctx.settings.page
+    news = ctx.content.news[: limits.max_news]
+    past = ctx.recent_past[: limits.max_past_events]
+    news_on_page = {n.id: n for n in news}
+    events_on_page = {e.id: e for e in (*ctx.forthcoming, *past)}
+    graph = [news_schema(ctx, n) for n in news]
+    graph += [event_schema(ctx, e) for e in (*ctx.forthcoming, *past)]
     site = ctx.site
     groups = feed_groups(ctx)
     return (
@@ -536,9 +539,11 @@ def render_page(ctx: BuildContext) -> str:
             site=site,
             page_url=ctx.url(),
             source_link=site.link,
-            news=[news_view(ctx, n, events_on_page) for n in ctx.content.news],
+            news=[news_view(ctx, n, events_on_page) for n in news],
+            news_more=len(ctx.content.news) - len(news),
+            news_feed=ctx.url("news.rss"),
             forthcoming=[event_view(ctx, e, news_on_page) for e in ctx.forthcoming],
-            recent_past=[event_view(ctx, e, news_on_page) for e in ctx.recent_past],
+            recent_past=[event_view(ctx, e, news_on_page) for e in past],
             groups=[g for g in groups if not g.tag],
             tag_rows=tag_rows(groups),
             alternates=[
