@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from cccn_feeds.errors import CccnError
 from cccn_feeds.linkcheck_fetch import (
     INCONCLUSIVE,
     PASSING,
@@ -37,7 +38,7 @@ from cccn_feeds.linkcheck_fetch import (
 from cccn_feeds.linkcheck_net import AddressPolicy, HostGate, make_session
 from cccn_feeds.linkstate import state_path
 from cccn_feeds.model import Content
-from cccn_feeds.publish import read_json, write_json
+from cccn_feeds.publish import read_json, write_atomic, write_json
 from cccn_feeds.settings import LinkcheckSettings, Settings
 
 SUMMARY_NAME = "linkcheck.md"
@@ -332,7 +333,7 @@ def render_markdown(report: LinkReport) -> str:
 
     def section(title: str, intro: str, header: str, rows: list[str]) -> None:
         if rows:
-            out.extend([f"## {title}", "", intro, "", header, "|" + "---|" * header.count("|")])
+            out.extend([f"## {title}", "", intro, "", header, "|" + "---|" * (header.count("|") - 1)])
             out.extend([*rows, ""])
 
     def uses(e: dict[str, Any]) -> str:
@@ -410,6 +411,14 @@ class Progress:
         self.stream.flush()
 
 
+def _write(path: Path, action: Callable[[], None]) -> None:
+    """Run a write; an OS error becomes a message that names the file."""
+    try:
+        action()
+    except OSError as exc:
+        raise CccnError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
 def run(
     settings: Settings,
     *,
@@ -428,22 +437,19 @@ def run(
     result = check_links(links, settings, on_done=on_done)
     path = state_path(settings)
     state = update_state(read_json(path), result.outcomes, links, when, settings.linkcheck)
-    write_json(path, state)
     report = LinkReport(result, state, links, path.parent / SUMMARY_NAME)
-    from cccn_feeds.publish import write_atomic
-
-    write_atomic(report.summary_path, render_markdown(report).encode("utf-8"))
+    _write(path, lambda: write_json(path, state))
+    summary = render_markdown(report).encode("utf-8")
+    _write(report.summary_path, lambda: write_atomic(report.summary_path, summary))
     if json_path:
-        report.json_path = Path(json_path)
-        write_json(
-            report.json_path,
-            {
-                "checked_at": state["checked_at"],
-                "counts": dict(sorted(report.counts().items())),
-                "declared_broken": len(report.declared),
-                "links": report.entries(),
-            },
-        )
+        target = report.json_path = Path(json_path)
+        document = {
+            "checked_at": state["checked_at"],
+            "counts": dict(sorted(report.counts().items())),
+            "declared_broken": len(report.declared),
+            "links": report.entries(),
+        }
+        _write(target, lambda: write_json(target, document))
     return report
 
 

@@ -676,6 +676,7 @@ class TestCommand:
         summary = (tmp_path / "out" / ".state" / "linkcheck.md").read_text()
         assert f"summary written to {tmp_path / 'out' / '.state' / 'linkcheck.md'}" in printed
         assert "## Declared broken" in summary and f"| <{gone}> | broken | 410 |" in summary
+        assert "| Runs | Used by |\n|---|---|---|---|---|---|\n| <" in summary
         assert f"| <{server.url('/r301')}> | <{server.url('/ok')}> | news:moved.url |" in summary
 
     def test_the_build_policy_sees_the_declared_link(self, tmp_path: Path) -> None:
