@@ -333,7 +333,8 @@ def render_markdown(report: LinkReport) -> str:
 
     def section(title: str, intro: str, header: str, rows: list[str]) -> None:
         if rows:
-            out.extend([f"## {title}", "", intro, "", header, "|" + "---|" * (header.count("|") - 1)])
+            rule = "|" + "---|" * (header.count("|") - 1)
+            out.extend([f"## {title}", "", intro, "", header, rule])
             out.extend([*rows, ""])
 
     def uses(e: dict[str, Any]) -> str:
