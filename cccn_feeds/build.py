@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import pickle
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,13 +19,17 @@ from cccn_feeds.publish import (
     publish,
     read_json,
     read_manifest,
+    write_atomic,
     write_json,
 )
 from cccn_feeds.settings import Settings
+from cccn_feeds.text import MEMO
 from cccn_feeds.validate import load_content
 
 HISTORY = "history.json"
 LAST_BUILD = "build.json"
+STORE = "render-cache.pickle"
+STORE_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +83,39 @@ def fingerprint(settings: Settings, renderers: tuple[str, ...]) -> str:
             digest.update(b"\0missing")
         digest.update(b"\0")
     digest.update(repr(sorted(declared_broken(settings).items())).encode())
+    digest.update(code_key().encode())
+    return digest.hexdigest()
+
+
+def code_key() -> str:
+    """A hash naming this version of the package's code, templates and static files."""
+    digest = hashlib.sha256()
     package = Path(__file__).resolve().parent
     for path in sorted(package.rglob("*")):
-        if path.suffix in {".py", ".j2", ".html", ".xsl", ".css", ".json"}:
+        if path.suffix in {".py", ".j2", ".html", ".xsl", ".css", ".json", ".opml"}:
             info = path.stat()
             digest.update(f"{path.relative_to(package)}:{info.st_size}:{info.st_mtime_ns}".encode())
     return digest.hexdigest()
+
+
+def _read_store(path: Path) -> dict[str, Any]:
+    """What earlier builds kept for reuse (rendered Markdown, serialised events)."""
+    try:
+        with path.open("rb") as handle:
+            data = pickle.load(handle)
+    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError):
+        return {}
+    if not isinstance(data, dict) or data.get("version") != STORE_VERSION:
+        return {}
+    store = data.get("store")
+    return store if isinstance(store, dict) else {}
+
+
+def _write_store(path: Path, store: dict[str, Any], before: dict[str, Any]) -> None:
+    markdown, known = store.get("markdown", {}), before.get("markdown", {})
+    if store.keys() != before.keys() or markdown.keys() != known.keys():
+        blob = {"version": STORE_VERSION, "store": store}
+        write_atomic(path, pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def _stamp(value: datetime | None) -> str | None:
@@ -157,6 +189,7 @@ def build(
         previous = History.from_json(stored)
         advanced = advance(previous, content.events, moment, settings.calendar.cancelled_days)
         broken = declared_broken(settings)
+        store = _read_store(state_dir / STORE) if not force else {}
         ctx = BuildContext(
             settings=settings,
             content=apply_link_policy(content, broken, settings.linkcheck.on_broken),
@@ -164,12 +197,17 @@ def build(
             revisions=advanced.revisions,
             tombstones=advanced.tombstones,
             broken_links=broken if settings.linkcheck.on_broken == "mark" else {},
+            output_dir=None if force else settings.paths.output_dir,
+            previous_keys=read_manifest(state_dir, "keys"),
+            global_key=hashlib.sha256(repr((settings, chosen, code_key())).encode()).hexdigest(),
+            store=store,
         )
+        MEMO.begin(store.get("markdown", {}))
         outputs = render_all(ctx, chosen)
-        report = publish(outputs, settings.paths.output_dir, state_dir)
-        new_history = advanced.history.to_json()
-        if new_history != stored:
-            write_json(state_dir / HISTORY, new_history)
+        report = publish(outputs, settings.paths.output_dir, state_dir, ctx.output_keys)
+        _write_store(state_dir / STORE, {**ctx.used_store, "markdown": MEMO.used}, store)
+        if not advanced.history.same_records(previous):
+            write_json(state_dir / HISTORY, advanced.history.to_json())
         write_json(
             state_dir / LAST_BUILD,
             {

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import hashlib
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 from urllib.parse import urljoin
 
 from cccn_feeds.history import Revision
 from cccn_feeds.model import Content, Event, NewsItem, tag_slug
+from cccn_feeds.publish import REUSED, Output
 from cccn_feeds.settings import Settings, SiteSettings
 
 FeedFormat = Literal["rss", "atom", "json", "ics"]
@@ -54,7 +57,62 @@ class BuildContext:
     revisions: Mapping[str, Revision] = field(default_factory=dict)
     tombstones: tuple[Event, ...] = ()
     broken_links: Mapping[str, str] = field(default_factory=dict)
+    output_dir: Path | None = None  # where the previous build's files are, for reuse
+    previous_keys: Mapping[str, str] = field(default_factory=dict)
+    global_key: str = ""  # settings and code: part of every output's key
+    store: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    _keys: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    _stored: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def keyed(self, path: str, parts: Iterable[str], make: Callable[[], bytes]) -> Output:
+        """The output at ``path``: REUSED when its inputs equal the last build's, else made.
+
+        ``parts`` must name everything the output depends on besides the settings and the
+        code (which ``global_key`` covers).
+        """
+        digest = hashlib.blake2b(self.global_key.encode(), digest_size=16)
+        digest.update(path.encode())
+        for part in parts:
+            digest.update(b"\0")
+            digest.update(part.encode())
+        key = digest.hexdigest()
+        self._keys[path] = key
+        if (
+            self.output_dir is not None
+            and self.previous_keys.get(path) == key
+            and (self.output_dir / path).is_file()
+        ):
+            return REUSED
+        return make()
+
+    @property
+    def output_keys(self) -> dict[str, str]:
+        """Path -> input key of every output made through :meth:`keyed`."""
+        return dict(self._keys)
+
+    def stored(self, key: str, make: Callable[[], T]) -> T:
+        """A value kept between builds under ``key`` (which must name all its inputs)."""
+        if key in self._stored:
+            return cast(T, self._stored[key])
+        value = self.store[key] if key in self.store else make()
+        self._stored[key] = value
+        return cast(T, value)
+
+    @property
+    def used_store(self) -> dict[str, Any]:
+        """The stored values this build used (the next build's store)."""
+        return dict(self._stored)
+
+    def fingerprint(self, value: object) -> str:
+        """A stable hash of a value's repr, computed once per object per build."""
+        memo = self._memo.setdefault("_fingerprints", {})
+        found = memo.get(id(value))
+        if found is None or found[0] is not value:
+            text = repr(value).encode()
+            found = (value, hashlib.blake2b(text, digest_size=16).hexdigest())
+            memo[id(value)] = found
+        return cast(str, found[1])
 
     def memo(self, key: str, make: Callable[[], T]) -> T:
         """A value computed once per build and shared by every renderer that asks for it."""

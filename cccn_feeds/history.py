@@ -71,6 +71,11 @@ class History:
             "events": {k: dataclasses.asdict(v) for k, v in sorted(self.events.items())},
         }
 
+    def same_records(self, other: History) -> bool:
+        """Whether every record is the very record of ``other`` (nothing moved on)."""
+        mine, theirs = self.events, other.events
+        return mine.keys() == theirs.keys() and all(mine[k] is theirs[k] for k in mine)
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> History:
         """Read a stored history; unknown versions start afresh."""

@@ -73,7 +73,7 @@ class NewsItem:
     image: str = ""
     updated: datetime | None = None
     event: str = ""
-    line: int = 0  # line of the item in its YAML file
+    line: int = field(default=0, compare=False, repr=False)  # where it is in its YAML file
 
     @property
     def modified(self) -> datetime:
@@ -107,8 +107,8 @@ class Event:
     exdates: tuple[date | datetime, ...] = ()
     updated: datetime | None = None
     news: str = ""
-    line: int = 0
-    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    line: int = field(default=0, compare=False, repr=False)  # where it is in its YAML file
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def dtend_exclusive(self) -> date | datetime:

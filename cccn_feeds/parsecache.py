@@ -17,7 +17,6 @@ to the build; it is read with pickle, so the state folder must not be writable b
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import pickle
 import re
@@ -38,7 +37,7 @@ from cccn_feeds.validate import (
 )
 
 CACHE_NAME = "parse-cache.pickle"
-_VERSION = 1
+_VERSION = 2
 _COMMENT_OR_BLANK = re.compile(r"^\s*(?:#.*)?$")
 
 Item = NewsItem | Event
@@ -58,25 +57,31 @@ def split_items(text: str, key: str) -> list[tuple[int, str]] | None:
         index += 1
     if index == len(lines) or not re.match(rf"^{key}:[ \t]*(?:#.*)?$", lines[index].rstrip("\r\n")):
         return None
-    indent: str | None = None
-    pieces: list[tuple[int, list[str]]] = []
-    for number in range(index + 1, len(lines)):
-        line = lines[number]
-        blank_or_comment = _COMMENT_OR_BLANK.match(line) is not None
-        if indent is None:
-            if blank_or_comment:
-                continue
-            match = re.match(r"^( *)- ", line)
-            if not match:
-                return None
-            indent = match.group(1)
-        if line.startswith(indent + "- "):
-            pieces.append((number + 1, [line]))
-        elif blank_or_comment or line.startswith(indent + " "):
-            pieces[-1][1].append(line)
-        else:
-            return None  # another top-level key or odd indentation: canonical path
-    return [(first, "".join(body)) for first, body in pieces]
+    rest = "".join(lines[index + 1 :])
+    first_item = re.search(r"^( *)- ", rest, re.MULTILINE)
+    if first_item is None:
+        return None
+    indent = first_item.group(1)
+    head = rest[: first_item.start()]
+    if not all(_COMMENT_OR_BLANK.match(line) for line in head.splitlines()):
+        return None
+    # Every line after the key is an item start, more indented than the dash, blank or a
+    # comment; anything else (another key, odd indentation) goes the canonical way.
+    odd = re.search(
+        rf"^(?!{indent}- |{indent} |[ \t]*(?:#|\r?$))", rest[first_item.start() :], re.MULTILINE
+    )
+    if odd is not None and odd.start() < len(rest) - first_item.start():
+        return None
+    offset = index + 2 + head.count("\n")
+    starts = [m.start() for m in re.finditer(rf"^{indent}- ", rest, re.MULTILINE)]
+    pieces: list[tuple[int, str]] = []
+    line = offset
+    for number, start in enumerate(starts):
+        end = starts[number + 1] if number + 1 < len(starts) else len(rest)
+        piece = rest[start:end]
+        pieces.append((line, piece))
+        line += piece.count("\n")
+    return pieces
 
 
 class _Fallback(Exception):
@@ -111,7 +116,12 @@ def _validate_piece(kind: str, text: str, first: int, name: str, index: int, tz:
 
 
 def _load_kind(
-    kind: str, path: Path, name: str, tz: ZoneInfo, cache: dict[str, Item], used: dict[str, Item]
+    kind: str,
+    path: Path,
+    name: str,
+    tz: ZoneInfo,
+    cache: dict[str, tuple[int, Item]],
+    used: dict[str, tuple[int, Item]],
 ) -> list[Item]:
     pieces = split_items(read_text(path, name), kind)
     if pieces is None:
@@ -119,18 +129,23 @@ def _load_kind(
     items: list[Item] = []
     for index, (first, text) in enumerate(pieces):
         key = _piece_key(kind, tz, text)
-        item = cache.get(key)
-        if item is None:
+        entry = cache.get(key)
+        if entry is None:
             item = _validate_piece(kind, text, first, name, index, tz)
-        used[key] = item
-        items.append(dataclasses.replace(item, line=item.line + first - 1))
+            entry = (item.line, item)
+        used[key] = entry
+        relative, item = entry
+        # Cached models are this build's own objects (fresh from the pickle): set the line
+        # in place rather than copying 10,000 frozen objects.
+        object.__setattr__(item, "line", relative + first - 1)
+        items.append(item)
     ids = [item.id for item in items]
     if len(set(ids)) != len(ids):
         raise _Fallback
     return items
 
 
-def _read_cache(path: Path) -> dict[str, Item]:
+def _read_cache(path: Path) -> dict[str, tuple[int, Item]]:
     try:
         with path.open("rb") as handle:
             data = pickle.load(handle)
@@ -146,7 +161,7 @@ def load_content_cached(data_dir: Path, tz: ZoneInfo, cache_path: Path) -> Conte
     """Like :func:`cccn_feeds.validate.load_content`, reusing items parsed by earlier builds."""
     names = {key: display_path(data_dir / f"{key}.yaml") for key in ("news", "events")}
     cache = _read_cache(cache_path)
-    used: dict[str, Item] = {}
+    used: dict[str, tuple[int, Item]] = {}
     try:
         news = _load_kind("news", data_dir / "news.yaml", names["news"], tz, cache, used)
         events = _load_kind("events", data_dir / "events.yaml", names["events"], tz, cache, used)

@@ -29,6 +29,24 @@ MANIFEST = "manifest.json"
 LOCK = "lock"
 
 
+class Reused:
+    """Marks an output whose inputs did not change: the published file stays as it is."""
+
+    _instance: Reused | None = None
+
+    def __new__(cls) -> Reused:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "REUSED"
+
+
+REUSED = Reused()
+Output = bytes | Reused
+
+
 @dataclass(slots=True)
 class PublishReport:
     """What a publish did, by relative path."""
@@ -146,13 +164,16 @@ def fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def read_manifest(state_dir: Path) -> dict[str, str]:
-    """Relative path -> sha256 of every file the last build published."""
+def read_manifest(state_dir: Path, part: str = "files") -> dict[str, str]:
+    """Relative path -> sha256 of every file the last build published.
+
+    ``part="keys"`` gives instead the hash of the inputs each file was rendered from.
+    """
     try:
         data = json.loads((state_dir / MANIFEST).read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
         return {}
-    files = data.get("files", {}) if isinstance(data, dict) else {}
+    files = data.get(part, {}) if isinstance(data, dict) else {}
     return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
 
 
@@ -169,9 +190,19 @@ def _unchanged(target: Path, data: bytes, known: str | None) -> bool:
     return target.read_bytes() == data
 
 
-def publish(outputs: Mapping[str, bytes], out_dir: Path, state_dir: Path) -> PublishReport:
-    """Write changed outputs atomically, then remove those no longer produced."""
+def publish(
+    outputs: Mapping[str, Output],
+    out_dir: Path,
+    state_dir: Path,
+    keys: Mapping[str, str] | None = None,
+) -> PublishReport:
+    """Write changed outputs atomically, then remove those no longer produced.
+
+    An output given as ``REUSED`` keeps its published file (the renderer checked that its
+    inputs did not change). ``keys`` (path -> input hash) is stored for the next build.
+    """
     previous = read_manifest(state_dir)
+    previous_keys = read_manifest(state_dir, "keys")
     _sweep_temporaries(out_dir)
     report = PublishReport()
     touched_dirs: set[Path] = set()
@@ -182,6 +213,12 @@ def publish(outputs: Mapping[str, bytes], out_dir: Path, state_dir: Path) -> Pub
         for path in sorted(outputs):
             data = outputs[path]
             target = out_dir.joinpath(*check_relpath(path).parts)
+            if isinstance(data, Reused):
+                if path not in previous:
+                    raise RuntimeError(f"{path}: reused but never published")
+                manifest[path] = previous[path]
+                report.unchanged.append(path)
+                continue
             manifest[path] = digest(data)
             if _unchanged(target, data, previous.get(path)):
                 report.unchanged.append(path)
@@ -215,9 +252,10 @@ def publish(outputs: Mapping[str, bytes], out_dir: Path, state_dir: Path) -> Pub
     for folder in touched_dirs:
         if folder.exists():
             fsync_dir(folder)
-    if manifest != previous:
+    new_keys = dict(sorted((keys or {}).items()))
+    if manifest != previous or new_keys != previous_keys:
         state_dir.mkdir(parents=True, exist_ok=True)
-        write_json(state_dir / MANIFEST, {"files": manifest})
+        write_json(state_dir / MANIFEST, {"files": manifest, "keys": new_keys})
     return report
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -45,9 +47,50 @@ def absolutize(html_text: str, base: str) -> str:
     return _URL_ATTR.sub(fix, html_text)
 
 
-@lru_cache(maxsize=8192)
+class _Memo:
+    """Rendered Markdown remembered within a build and, through the build's store, between
+    builds: a rebuild renders only texts it has not seen. Keys are hashes of the inputs."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, str] = {}
+        self.used: dict[str, str] = {}
+
+    def begin(self, known: dict[str, str]) -> None:
+        """Start a build that may reuse ``known`` renderings."""
+        self.known, self.used = dict(known), {}
+
+    def get(self, kind: str, make: Callable[..., str], *args: str) -> str:
+        digest = hashlib.blake2b(kind.encode(), digest_size=16)
+        for arg in args:
+            digest.update(b"\0" + arg.encode())
+        key = digest.hexdigest()
+        found = self.used.get(key)
+        if found is None:
+            found = self.known.get(key)
+            if found is None:
+                found = make(*args)
+            self.used[key] = found
+        return found
+
+
+MEMO = _Memo()
+
+
 def markdown_html(text: str, base: str = "") -> str:
     """Markdown to sanitised HTML with absolute links; empty text gives an empty string."""
+    if not text.strip():
+        return ""
+    return MEMO.get("html", _markdown_html, text, base)
+
+
+def markdown_text(text: str) -> str:
+    """Markdown to readable plain text: paragraphs kept, links as "label (address)"."""
+    if not text.strip():
+        return ""
+    return MEMO.get("text", _markdown_text, text)
+
+
+def _markdown_html(text: str, base: str) -> str:
     if not text.strip():
         return ""
     import nh3
@@ -63,9 +106,7 @@ def markdown_html(text: str, base: str = "") -> str:
     return absolutize(clean, base).strip()
 
 
-@lru_cache(maxsize=8192)
-def markdown_text(text: str) -> str:
-    """Markdown to readable plain text: paragraphs kept, links as "label (address)"."""
+def _markdown_text(text: str) -> str:
     if not text.strip():
         return ""
     tokens = _markdown().parse(text)

@@ -7,11 +7,12 @@ Every renderer must be deterministic: the same context gives the same bytes.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from cccn_feeds.context import BuildContext
+from cccn_feeds.publish import Output
 
-Renderer = Callable[[BuildContext], dict[str, bytes]]
+Renderer = Callable[[BuildContext], Mapping[str, Output]]
 
 RENDERERS: tuple[str, ...] = (
     "cccn_feeds.render.feeds",
@@ -21,9 +22,9 @@ RENDERERS: tuple[str, ...] = (
 )
 
 
-def render_all(ctx: BuildContext, names: tuple[str, ...] = RENDERERS) -> dict[str, bytes]:
+def render_all(ctx: BuildContext, names: tuple[str, ...] = RENDERERS) -> dict[str, Output]:
     """Run every renderer and merge their outputs; two claiming one path is a bug."""
-    outputs: dict[str, bytes] = {}
+    outputs: dict[str, Output] = {}
     for name in names:
         render: Renderer = importlib.import_module(name).render
         for path, data in render(ctx).items():

@@ -393,6 +393,23 @@ def pages(doc: FeedDocument, max_items: int) -> list[FeedPage]:
     return result
 
 
+def page_parts(ctx: BuildContext, page: FeedPage) -> list[str]:
+    """Everything a page's documents depend on besides settings and code, as strings.
+
+    The RSS, Atom and JSON writers key their output on these (see ``BuildContext.keyed``),
+    so a rebuild rewrites only pages whose items or neighbours changed.
+    """
+    doc = page.doc
+    return ctx.memo(
+        f"feeditems.page_parts:{doc.base}:{page.number}",
+        lambda: [
+            doc.base, doc.kind, doc.title, doc.description, repr(doc.empty_date),
+            str(page.number), str(page.prev_archive), str(page.next_archive),
+            *(ctx.fingerprint(item) for item in page.items),
+        ],
+    )  # fmt: skip
+
+
 def tag_slugs(tags: Iterable[str]) -> list[str]:
     """Slugs of tags, in order, without repeats."""
     return list(dict.fromkeys(tag_slug(t) for t in tags))

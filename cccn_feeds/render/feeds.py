@@ -12,18 +12,21 @@ import html
 import posixpath
 import re
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
 from cccn_feeds.context import BuildContext
+from cccn_feeds.publish import Output
 from cccn_feeds.render.feeditems import (
     STYLESHEET,
     FeedItem,
     FeedPage,
     archive_path,
     documents,
+    page_parts,
     pages,
     plain_title,
 )
@@ -223,11 +226,17 @@ def stylesheet() -> bytes:
     return (Path(__file__).resolve().parent.parent / "static" / STYLESHEET).read_bytes()
 
 
-def render(ctx: BuildContext) -> dict[str, bytes]:
-    """Every RSS and Atom document (subscription documents and archives) and feed.xsl."""
-    outputs: dict[str, bytes] = {STYLESHEET: stylesheet()}
+def render(ctx: BuildContext) -> dict[str, Output]:
+    """Every RSS and Atom document (subscription documents and archives) and feed.xsl.
+
+    A page whose items and neighbours are unchanged since the last build is reused.
+    """
+    outputs: dict[str, Output] = {STYLESHEET: stylesheet()}
     for doc in documents(ctx):
         for page in pages(doc, ctx.settings.feeds.max_items):
-            outputs[page.path("rss")] = rss(ctx, page)
-            outputs[page.path("atom")] = atom(ctx, page)
+            parts = page_parts(ctx, page)
+            for ext, write in (("rss", rss), ("atom", atom)):
+                outputs[page.path(ext)] = ctx.keyed(
+                    page.path(ext), parts, partial(write, ctx, page)
+                )
     return outputs

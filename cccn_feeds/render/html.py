@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from cccn_feeds.context import BuildContext, FeedLink
 from cccn_feeds.model import Event, NewsItem, tag_slug
+from cccn_feeds.publish import Output
 from cccn_feeds.text import first_sentence_summary, markdown_html, markdown_text
 
 MONTHS = (
@@ -577,9 +578,25 @@ def render_opml(ctx: BuildContext) -> str:
     )
 
 
-def render(ctx: BuildContext) -> dict[str, bytes]:
-    """``index.html`` and ``feeds.opml``."""
+def page_parts(ctx: BuildContext) -> list[str]:
+    """Everything ``index.html`` depends on besides settings and code (see ``ctx.keyed``)."""
+    limits = ctx.settings.page
+    parts = [str(len(ctx.content.news)), repr(sorted(ctx.broken_links.items()))]
+    parts += [ctx.fingerprint(n) for n in ctx.content.news[: limits.max_news]]
+    for group in (ctx.forthcoming, ctx.recent_past[: limits.max_past_events]):
+        parts.append("|")
+        parts += [ctx.fingerprint(e) + repr(_occurrence(e, ctx.now)) for e in group]
+    parts.append(repr(ctx.catalog))
+    return parts
+
+
+def render(ctx: BuildContext) -> dict[str, Output]:
+    """``index.html`` and ``feeds.opml``, each reused when its inputs did not change."""
     return {
-        "index.html": render_page(ctx).encode("utf-8"),
-        "feeds.opml": render_opml(ctx).encode("utf-8"),
+        "index.html": ctx.keyed(
+            "index.html", page_parts(ctx), lambda: render_page(ctx).encode("utf-8")
+        ),
+        "feeds.opml": ctx.keyed(
+            "feeds.opml", [repr(ctx.catalog)], lambda: render_opml(ctx).encode("utf-8")
+        ),
     }

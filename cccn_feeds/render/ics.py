@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from icalendar import (
@@ -36,6 +36,7 @@ from icalendar import (
 from cccn_feeds.context import BuildContext
 from cccn_feeds.history import Revision
 from cccn_feeds.model import Event as Item
+from cccn_feeds.publish import Output
 from cccn_feeds.render.vtimezone import vtimezone
 from cccn_feeds.settings import parse_duration
 from cccn_feeds.text import markdown_text
@@ -80,21 +81,25 @@ def safe_uri(url: str) -> str:
     return url if _SAFE_URI.match(url) else ""
 
 
-def render(ctx: BuildContext) -> dict[str, bytes]:
-    """Every calendar of the build."""
+def render(ctx: BuildContext) -> dict[str, Output]:
+    """Every calendar of the build.
+
+    A one-event file whose event and revision are unchanged is reused; serialised events
+    are kept between builds, so a changed subscription is reassembled, not re-serialised.
+    """
     title = ctx.site.title
     subscribed = subscription(ctx)
     blocks: dict[str, bytes] = {}  # each VEVENT is serialised once, then reused
-    outputs = {
+    outputs: dict[str, Output] = {
         "events.ics": calendar_bytes(
             ctx, subscribed, f"{title}: events", ctx.site.description, ctx.url("events.ics"),
             blocks,
         )
     }  # fmt: skip
     for event in ctx.content.events:
-        summary = markdown_text(event.description).split("\n\n")[0] if event.description else ""
-        outputs[f"events/{event.id}.ics"] = calendar_bytes(
-            ctx, [event], event.title, summary or event.title, "", blocks
+        path = f"events/{event.id}.ics"
+        outputs[path] = ctx.keyed(
+            path, [_event_key(ctx, event)], partial(_single, ctx, event, blocks)
         )
     for slug, tag in ctx.event_tags.items():
         path = f"tags/{slug}/events.ics"
@@ -118,6 +123,17 @@ def subscription(ctx: BuildContext) -> tuple[Item, ...]:
 
 
 _END = b"END:VCALENDAR\r\n"
+
+
+def _event_key(ctx: BuildContext, event: Item) -> str:
+    """Everything one VEVENT depends on besides settings and code."""
+    return ctx.fingerprint(event) + ctx.fingerprint(revision(ctx, event))
+
+
+def _single(ctx: BuildContext, event: Item, blocks: dict[str, bytes]) -> bytes:
+    """The file of one event, for "add to calendar"."""
+    summary = markdown_text(event.description).split("\n\n")[0] if event.description else ""
+    return calendar_bytes(ctx, [event], event.title, summary or event.title, "", blocks)
 
 
 def calendar_bytes(
@@ -166,10 +182,17 @@ def calendar_bytes(
         key = f"{event.id}\0{event.status}"
         block = cache.get(key)
         if block is None:
-            block = cache[key] = bytes(vevent(ctx, event, org).to_ical())
+            block = cache[key] = ctx.stored(
+                f"ics.vevent:{_event_key(ctx, event)}",
+                partial(_vevent_bytes, ctx, event, org),
+            )
         parts.append(block)
     parts.append(_END)
     return b"".join(parts)
+
+
+def _vevent_bytes(ctx: BuildContext, event: Item, org: vCalAddress | None) -> bytes:
+    return bytes(vevent(ctx, event, org).to_ical())
 
 
 @lru_cache(maxsize=256)

@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from cccn_feeds.context import BuildContext
-from cccn_feeds.render.feeditems import FeedItem, FeedPage, archive_path, documents, pages
+from cccn_feeds.publish import Output
+from cccn_feeds.render.feeditems import (
+    FeedItem,
+    FeedPage,
+    archive_path,
+    documents,
+    page_parts,
+    pages,
+)
 
 VERSION = "https://jsonfeed.org/version/1.1"
 
@@ -67,10 +76,11 @@ def page_json(ctx: BuildContext, page: FeedPage) -> bytes:
     return (json.dumps(feed, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def render(ctx: BuildContext) -> dict[str, bytes]:
+def render(ctx: BuildContext) -> dict[str, Output]:
     """Every JSON Feed document: news, events, per tag, and their archive pages."""
-    outputs: dict[str, bytes] = {}
+    outputs: dict[str, Output] = {}
     for doc in documents(ctx):
         for page in pages(doc, ctx.settings.feeds.max_items):
-            outputs[page.path("json")] = page_json(ctx, page)
+            path = page.path("json")
+            outputs[path] = ctx.keyed(path, page_parts(ctx, page), partial(page_json, ctx, page))
     return outputs
