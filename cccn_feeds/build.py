@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cccn_feeds.context import BuildContext
+from cccn_feeds.errors import CccnError
 from cccn_feeds.history import History, advance
 from cccn_feeds.model import Content
 from cccn_feeds.publish import (
@@ -29,6 +30,7 @@ from cccn_feeds.validate import load_content
 HISTORY = "history.json"
 LAST_BUILD = "build.json"
 STORE = "render-cache.pickle"
+OWNER = "owner.json"
 STORE_VERSION = 1
 
 
@@ -136,6 +138,20 @@ def _still_current(settings: Settings, last: dict[str, Any], print_: str, moment
     return bool(manifest) and all((out / path).is_file() for path in manifest)
 
 
+def _claim_state(state_dir: Path, out_dir: Path) -> None:
+    """A state folder belongs to one output folder: refuse to mix two folders' history."""
+    owner_file = state_dir / OWNER
+    mine = str(out_dir.resolve())
+    owner = read_json(owner_file)
+    if isinstance(owner, dict) and owner.get("output") not in (None, mine):
+        raise CccnError(
+            f"{state_dir}: this state folder belongs to the output folder "
+            f"{owner['output']}; give each output folder its own state folder (--state)"
+        )
+    if not isinstance(owner, dict) or owner.get("output") != mine:
+        write_json(owner_file, {"output": mine})
+
+
 def prepare(settings: Settings, *, cache: bool = True) -> Content:
     """Load and validate the data; raises DataError before anything is written.
 
@@ -185,6 +201,7 @@ def build(
         )
     content = prepare(settings)
     with output_lock(state_dir, wait=lock_wait):
+        _claim_state(state_dir, settings.paths.output_dir)
         stored = read_json(state_dir / HISTORY) or {}
         previous = History.from_json(stored)
         advanced = advance(previous, content.events, moment, settings.calendar.cancelled_days)

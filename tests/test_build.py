@@ -16,7 +16,7 @@ import pytest
 
 from cccn_feeds.build import build
 from cccn_feeds.cli import main
-from cccn_feeds.errors import DataError
+from cccn_feeds.errors import CccnError, DataError
 from cccn_feeds.settings import Settings
 from tests.conftest import EXAMPLE_NOW, make_settings
 
@@ -82,6 +82,14 @@ class TestBuild:
         build(moved, now=EXAMPLE_NOW)
         assert (tmp_path / "elsewhere" / "history.json").exists()
         assert not (settings.paths.output_dir / ".state").exists()
+
+    def test_two_output_folders_never_share_state(self, settings: Settings, tmp_path: Path) -> None:
+        shared = str(tmp_path / "shared-state")
+        build(settings.replace("paths", state=shared), now=EXAMPLE_NOW)
+        other = settings.replace("paths", state=shared, output=str(tmp_path / "other"))
+        with pytest.raises(CccnError, match="belongs to the output folder"):
+            build(other, now=EXAMPLE_NOW)
+        assert not (tmp_path / "other").exists()
 
 
 class TestNoOp:
