@@ -206,10 +206,16 @@ def advance(
             records[event_id] = old
             continue
         if old.deleted_at is None:
+            # Only an event that still had something ahead is announced as cancelled; one
+            # that already took place simply leaves (calling it cancelled would be false).
+            ahead = event_from_dict(old.snapshot).is_forthcoming(now)
             old = EventRecord(
                 old.hash, old.sequence + 1, old.created, max(stamp, old.last_modified),
-                old.snapshot, deleted_at=stamp,
+                old.snapshot if ahead else None, deleted_at=stamp,
             )  # fmt: skip
+            if not ahead:
+                records[event_id] = old
+                continue
         assert old.deleted_at is not None
         if now - _parse(old.deleted_at) >= keep_until:
             records[event_id] = dataclasses.replace(old, snapshot=None)

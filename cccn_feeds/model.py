@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
-from typing import Literal
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 Status = Literal["confirmed", "tentative", "cancelled"]
@@ -137,10 +137,7 @@ class Event:
         """Up to ``limit`` occurrence starts whose occurrence has not ended at ``after``."""
         if not self.rrule:
             return [self.starts_at] if self.ends_at > after else []
-        from dateutil.rrule import rrulestr
-
-        first = self.starts_at
-        rule = rrulestr(self.rrule, dtstart=first.replace(tzinfo=None), ignoretz=True)
+        rule = self._rule()
         excluded = {_instant(x, self.timezone) for x in self.exdates}
         found: list[datetime] = []
         window_start = (after - self.duration).astimezone(self.timezone).replace(tzinfo=None)
@@ -166,17 +163,29 @@ class Event:
         """End of the last occurrence; None for a series without end."""
         if not self.rrule:
             return self.ends_at
-        from dateutil.rrule import rrulestr
-
         if "COUNT=" not in self.rrule and "UNTIL=" not in self.rrule:
             return None
-        rule = rrulestr(self.rrule, dtstart=self.starts_at.replace(tzinfo=None), ignoretz=True)
+        excluded = {_instant(x, self.timezone) for x in self.exdates}
         last = None
-        for naive in rule:
-            last = naive
+        for naive in self._rule():
+            start = _localize(naive, self.timezone)
+            if start not in excluded:
+                last = start
         if last is None:
             return self.ends_at
-        return _localize(last, self.timezone) + self.duration
+        return last + self.duration
+
+    def _rule(self) -> Any:
+        """The RRULE over local wall-clock times (a UTC ``UNTIL`` turned into local time)."""
+        from dateutil.rrule import rrulestr
+
+        text = self.rrule
+        until = re.search(r"UNTIL=(\d{8}T\d{6})Z", text)
+        if until:
+            utc = datetime.strptime(until[1], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+            local = utc.astimezone(self.timezone).strftime("%Y%m%dT%H%M%S")
+            text = text.replace(until[0], f"UNTIL={local}")
+        return rrulestr(text, dtstart=self.starts_at.replace(tzinfo=None), ignoretz=True)
 
 
 def _localize(naive: datetime, tz: ZoneInfo) -> datetime:

@@ -74,3 +74,14 @@ def test_snapshot_round_trip() -> None:
     ):
         again = event_from_dict(event_to_dict(event))
         assert again == dataclasses.replace(event, line=0)
+
+
+def test_a_deleted_past_event_leaves_without_a_cancellation() -> None:
+    """Deleting an event that already took place must not announce it as cancelled."""
+    first = advance(History(), (_event(rrule="", exdates=()),), T0, 30)
+    after = datetime(2027, 4, 1, tzinfo=UTC)
+    gone = advance(first.history, (), after, 30)
+    assert gone.tombstones == ()
+    assert "e" not in gone.revisions
+    back = advance(gone.history, (_event(),), after, 30)
+    assert back.revisions["e"].sequence == 2

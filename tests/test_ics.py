@@ -592,3 +592,20 @@ def test_vobject_reads_our_vtimezones(settings: Settings) -> None:
     assert len(occurrences) == 9
     assert datetime(2027, 2, 17, 15, 0, tzinfo=UTC) not in occurrences
     assert occurrences[-1] == datetime(2027, 4, 7, 14, 0, tzinfo=UTC)
+
+
+class TestTagCalendarAfterDeletion:
+    """A tag's calendar outlives its last event while the cancellation is announced."""
+
+    def test_tag_calendar_carries_the_cancellation(self, settings: Settings) -> None:
+        build(settings, now=EXAMPLE_NOW)
+        events = settings.paths.data_dir / "events.yaml"
+        text = events.read_text()
+        start = text.index("  - id: example-cancelled")
+        end = text.index("  - id: example-tentative-brussels")
+        events.write_text(text[:start] + text[end:])
+        build(settings, now=EXAMPLE_NOW)
+        tag_calendar = settings.paths.output_dir / "tags" / "echos" / "events.ics"
+        body = tag_calendar.read_bytes()
+        assert b"UID:example-cancelled@www.lih.lu" in body
+        assert b"STATUS:CANCELLED" in body

@@ -36,6 +36,7 @@ from icalendar import (
 from cccn_feeds.context import BuildContext
 from cccn_feeds.history import Revision
 from cccn_feeds.model import Event as Item
+from cccn_feeds.model import tag_slug
 from cccn_feeds.publish import Output
 from cccn_feeds.render.vtimezone import vtimezone
 from cccn_feeds.settings import parse_duration
@@ -101,7 +102,13 @@ def render(ctx: BuildContext) -> dict[str, Output]:
         outputs[path] = ctx.keyed(
             path, [_event_key(ctx, event)], partial(_single, ctx, event, blocks)
         )
-    for slug, tag in ctx.event_tags.items():
+    # A tag whose last event was deleted keeps its calendar while the cancellation is
+    # announced, so its subscribers learn of it instead of meeting a missing file.
+    tags = dict(ctx.event_tags)
+    for tomb in ctx.tombstones:
+        for tag in tomb.tags:
+            tags.setdefault(tag_slug(tag), tag)
+    for slug, tag in sorted(tags.items()):
         path = f"tags/{slug}/events.ics"
         outputs[path] = calendar_bytes(
             ctx,
