@@ -271,6 +271,12 @@ def _check(settings: Settings, source: str) -> list[Problem]:
         url = urlsplit(getattr(site, key))
         if url.scheme not in {"http", "https"} or not url.netloc:
             bad("site", key, f"{getattr(site, key)!r} is not an absolute http(s) address")
+        elif re.search(r"[\s\x00-\x1f\x7f\"<>\\^`{|}]", getattr(site, key)):
+            bad(
+                "site",
+                key,
+                f"{getattr(site, key)!r} contains a space or a character URLs cannot carry",
+            )
     try:
         ZoneInfo(site.timezone)
     except (ZoneInfoNotFoundError, ValueError):

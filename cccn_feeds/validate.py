@@ -184,7 +184,21 @@ def parse_when(
             f"{text} does not exist in {tz.key} (the clocks skip that hour); "
             "use a time outside the daylight-saving change",
         )
+    first, second = local.replace(fold=0).utcoffset(), local.replace(fold=1).utcoffset()
+    if first != second:
+        raise ck.fail(
+            line,
+            path,
+            f"{text} happens twice in {tz.key} (the clocks go back); add the offset to say "
+            f"which: {text}{_offset(first)} (the first) or {text}{_offset(second)} (the second)",
+        )
     return local
+
+
+def _offset(value: timedelta | None) -> str:
+    minutes = int((value or timedelta()).total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
 
 
 def check_url(value: Any, ck: _Checker, line: int | None, path: str) -> str:

@@ -102,6 +102,10 @@ class TestErrors:
             "[linkcheck] on_broken",
         }
 
+    def test_addresses_with_spaces_are_refused(self) -> None:
+        with pytest.raises(ConfigError, match=r"\[site\] base_url: .* contains a space"):
+            load_settings(None, environ={"CCCN_BASE_URL": "https://example.org/a b\r\nX:1/"})
+
     def test_syntax_error_has_line(self, tmp_path: Path) -> None:
         path = _write(tmp_path, "[site]\ntitle = \n")
         with pytest.raises(ConfigError) as caught:
