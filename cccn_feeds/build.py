@@ -139,7 +139,13 @@ def _still_current(settings: Settings, last: dict[str, Any], print_: str, moment
 
 
 def _claim_state(state_dir: Path, out_dir: Path) -> None:
-    """A state folder belongs to one output folder: refuse to mix two folders' history."""
+    """A state folder belongs to one output folder: refuse to mix two folders' history.
+
+    The default state folder lives inside its output folder and moves with it; only a
+    state folder kept elsewhere (``--state``) records which output folder it serves.
+    """
+    if out_dir.resolve() in state_dir.resolve().parents:
+        return
     owner_file = state_dir / OWNER
     mine = str(out_dir.resolve())
     owner = read_json(owner_file)

@@ -115,7 +115,11 @@ def add_jobs(
 
 
 def build_soon(scheduler: BackgroundScheduler, build: Callable[[str], object], reason: str) -> None:
-    """Queue one build now (a data change, a start); a queued one not yet started is replaced."""
+    """Queue one build now (a data change, a start); a queued one not yet started is replaced.
+
+    Two instances are allowed: one may be running while the next waits for the build lock,
+    so a change saved during a build is always followed by a build that reads it.
+    """
     scheduler.add_job(
         build,
         "date",
@@ -123,6 +127,7 @@ def build_soon(scheduler: BackgroundScheduler, build: Callable[[str], object], r
         id=CHANGE_JOB,
         name=f"build on {reason}",
         replace_existing=True,
+        max_instances=2,
     )
 
 

@@ -388,7 +388,8 @@ class TestServeProcess:
         news = data_copy / "news.yaml"
         text = news.read_text(encoding="utf-8")
         for n in range(12):  # changes and scheduled runs pile up faster than builds finish
-            news.write_text(text + f"# edit {n}\n", encoding="utf-8")
+            edited = text.replace("(first)", f"(first, edit {n})")
+            news.write_text(edited + f"# edit {n}\n", encoding="utf-8")
             svc.send(signal.SIGHUP)
             time.sleep(0.15)
 
@@ -408,6 +409,8 @@ class TestServeProcess:
         for (n1, what1), (n2, what2) in zip(lines[::2], lines[1::2], strict=True):
             assert (what1, n2) == ("started", n1) and what2 in {"finished", "failed"}
         assert [n for n, _ in lines[::2]] == list(range(1, len(lines) // 2 + 1))
+        # No change is lost: the last edit, saved while builds ran, is what is published.
+        assert "(first, edit 11)" in (svc.out / "news.rss").read_text(encoding="utf-8")
         assert svc.stop() == 0
 
     def test_sigterm_during_build(
