@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import logging
 import os
+import re
 import stat
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -357,15 +358,26 @@ class AccessLog:
             '%s - - [%s] "%s %s %s" %s %s "%s" "%s" %.1fms',
             environ.get("REMOTE_ADDR", "-"),
             when,
-            environ.get("REQUEST_METHOD", "-"),
-            path.encode("latin-1", "replace").decode("utf-8", "replace"),
-            environ.get("SERVER_PROTOCOL", "-"),
+            _log_safe(environ.get("REQUEST_METHOD", "-")),
+            _log_safe(path.encode("latin-1", "replace").decode("utf-8", "replace")),
+            _log_safe(environ.get("SERVER_PROTOCOL", "-")),
             status,
             length,
-            environ.get("HTTP_REFERER", "-"),
-            environ.get("HTTP_USER_AGENT", "-"),
+            _log_safe(environ.get("HTTP_REFERER", "-")),
+            _log_safe(environ.get("HTTP_USER_AGENT", "-")),
             millis,
         )
+
+
+_UNSAFE_LOG = re.compile(r'[\x00-\x1f\x7f-\x9f"\\]')
+
+
+def _log_safe(text: str) -> str:
+    """A request value fit for one log line: controls as \\xHH, quotes and backslashes escaped
+    (as nginx does), so a request can neither forge a line nor break the format."""
+    return _UNSAFE_LOG.sub(
+        lambda m: "\\" + m[0] if m[0] in '"\\' else f"\\x{ord(m[0]):02x}", text
+    )
 
 
 def make_app(settings: Settings, health: Health | None = None) -> WSGIApp:
