@@ -175,6 +175,15 @@ class Event:
             return self.ends_at
         return last + self.duration
 
+    def total_occurrences(self) -> int | None:
+        """How many times the event takes place (EXDATEs left out); None for an open series."""
+        if not self.rrule:
+            return 1
+        if "COUNT=" not in self.rrule and "UNTIL=" not in self.rrule:
+            return None
+        excluded = {_instant(x, self.timezone) for x in self.exdates}
+        return sum(1 for naive in self._rule() if _localize(naive, self.timezone) not in excluded)
+
     def _rule(self) -> Any:
         """The RRULE over local wall-clock times (a UTC ``UNTIL`` turned into local time)."""
         from dateutil.rrule import rrulestr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -145,8 +145,21 @@ class TestNaturalDates:
         )
 
     def test_recurrence(self) -> None:
-        assert page.recurrence_text("FREQ=WEEKLY;COUNT=10") == "Repeats weekly, 10 times in all."
-        assert page.recurrence_text("FREQ=MONTHLY;INTERVAL=2;UNTIL=20271231T000000Z") == (
+        def series(rrule: str, exdates: tuple[datetime, ...] = ()) -> Event:
+            start = datetime(2027, 2, 3, 16, 0, tzinfo=LUX)
+            return Event(
+                id="s", title="S", start=start, end=start + timedelta(hours=1), all_day=False,
+                timezone=LUX, rrule=rrule, exdates=exdates,
+            )  # fmt: skip
+
+        assert page.recurrence_text(series("FREQ=WEEKLY;COUNT=10")) == (
+            "Repeats every week, 10 times in all."
+        )
+        skipped = (datetime(2027, 2, 17, 16, 0, tzinfo=LUX),)
+        assert page.recurrence_text(series("FREQ=WEEKLY;COUNT=10", skipped)) == (
+            "Repeats every week, 9 times in all."
+        )
+        assert page.recurrence_text(series("FREQ=MONTHLY;INTERVAL=2;UNTIL=20271231T000000Z")) == (
             "Repeats every 2 months, until Friday 31 December 2027."
         )
 
@@ -172,7 +185,7 @@ class TestSeries:
         ctx = BuildContext(settings=settings, content=Content(news=(), events=(event,)), now=now)
         view = page.event_view(ctx, event, {})
         assert view.when == "Monday 18 January 2027 (all day)"
-        assert view.recurrence == "Repeats weekly, 4 times in all."
+        assert view.recurrence == "Repeats every week, 4 times in all."
         assert query(view.google)["dates"] == "20270118/20270119"
         assert (query(view.outlook)["startdt"], query(view.outlook)["enddt"]) == (
             "2027-01-18",
@@ -276,7 +289,7 @@ class TestPageContent:
         new_york = doc.get_element_by_id("event-example-new-york")
         assert "12:00–13:00 EDT in New York" in new_york.text_content()
         weekly = doc.get_element_by_id("event-example-webinar-weekly")
-        assert "Repeats weekly, 10 times in all." in weekly.text_content()
+        assert "Repeats every week, 9 times in all." in weekly.text_content()
         assert weekly.find(".//a[@href='https://example.org/webinar']") is not None
 
     def test_cancelled_event_is_marked_and_not_offered(self, doc: lxml.html.HtmlElement) -> None:

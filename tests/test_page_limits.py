@@ -18,3 +18,13 @@ def test_page_shows_the_newest_news_and_says_where_the_rest_is(settings: Setting
     more = page.xpath('//p[@class="more"]')[0]
     assert more.text_content().startswith("3 older items in the news feed")
     assert more.xpath(".//a/@href") == ["http://127.0.0.1:8000/news.rss"]
+
+
+def test_an_ended_series_shows_its_last_date(settings: Settings) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    build(settings, now=datetime(2027, 4, 15, 12, 0, tzinfo=ZoneInfo("Europe/Luxembourg")))
+    page = html.fromstring((settings.paths.output_dir / "index.html").read_bytes())
+    [webinar] = page.xpath('//*[@id="event-example-webinar-weekly"]')
+    assert "Wednesday 7 April 2027, 16:00–17:00" in webinar.text_content()

@@ -241,7 +241,7 @@ def _clock(value: datetime) -> str:
 def describe_when(event: Event, now: datetime, tz: ZoneInfo) -> str:
     """When the (next occurrence of the) event takes place, in ``tz``, written for people."""
     start = event.next_start(now) or event.starts_at
-    repeat = describe_rrule(event.rrule)
+    repeat = describe_rrule(event.rrule, event.total_occurrences())
     if event.all_day:
         first = start.date()
         last = first + timedelta(days=max(event.duration.days - 1, 0))
@@ -289,8 +289,11 @@ def _city(tz: ZoneInfo) -> str:
 _FREQ = {"DAILY": "day", "WEEKLY": "week", "MONTHLY": "month", "YEARLY": "year"}
 
 
-def describe_rrule(rrule: str) -> str:
-    """A short description of a recurrence rule, e.g. ``repeats every week, 10 times``."""
+def describe_rrule(rrule: str, total: int | None = None) -> str:
+    """A short description of a series, e.g. ``repeats every week, 10 times in all``.
+
+    ``total`` is the real number of occurrences (COUNT less the EXDATEs), when known.
+    """
     if not rrule:
         return ""
     parts = dict(p.split("=", 1) for p in rrule.split(";") if "=" in p)
@@ -300,7 +303,8 @@ def describe_rrule(rrule: str) -> str:
     interval = int(parts.get("INTERVAL", "1") or 1)
     text = f"repeats every {unit}" if interval == 1 else f"repeats every {interval} {unit}s"
     if "COUNT" in parts:
-        text += f", {parts['COUNT']} times in all"
+        count = total if total is not None else int(parts["COUNT"])
+        text += f", {count} time{'s' if count != 1 else ''} in all"
     elif "UNTIL" in parts:
         until = parts["UNTIL"][:8]
         if re.fullmatch(r"\d{8}", until):

@@ -23,6 +23,7 @@ from markupsafe import Markup
 from cccn_feeds.context import BuildContext, FeedLink
 from cccn_feeds.model import Event, NewsItem, tag_slug
 from cccn_feeds.publish import Output
+from cccn_feeds.render.feeditems import describe_rrule
 from cccn_feeds.text import first_sentence_summary, markdown_html, markdown_text
 
 MONTHS = (
@@ -41,12 +42,6 @@ GOOGLE = "https://calendar.google.com/calendar/render"
 OUTLOOK = "https://outlook.live.com/calendar/0/deeplink/compose"
 MAX_DETAILS = 1500  # characters of description carried in an add-to-calendar link
 _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
-_FREQ_WORDS = {
-    "DAILY": ("daily", "day"),
-    "WEEKLY": ("weekly", "week"),
-    "MONTHLY": ("monthly", "month"),
-    "YEARLY": ("yearly", "year"),
-}
 
 
 @lru_cache(maxsize=1)
@@ -111,19 +106,10 @@ def zone_place(tz: ZoneInfo) -> str:
     return tz.key.rsplit("/", 1)[-1].replace("_", " ")
 
 
-def recurrence_text(rrule: str) -> str:
-    """A short sentence for an RRULE: ``Repeats weekly, 10 times in all.``."""
-    parts = dict(p.split("=", 1) for p in rrule.split(";") if "=" in p)
-    adverb, unit = _FREQ_WORDS.get(parts.get("FREQ", ""), ("regularly", ""))
-    interval = int(parts.get("INTERVAL", "1") or 1)
-    text = f"Repeats every {interval} {unit}s" if interval > 1 and unit else f"Repeats {adverb}"
-    if "COUNT" in parts:
-        text += f", {parts['COUNT']} times in all"
-    elif "UNTIL" in parts:
-        until = parts["UNTIL"][:8]
-        if re.fullmatch(r"\d{8}", until):
-            text += f", until {long_date(date(int(until[:4]), int(until[4:6]), int(until[6:])))}"
-    return text + "."
+def recurrence_text(event: Event) -> str:
+    """A short sentence for a series: ``Repeats every week, 10 times in all.``."""
+    text = describe_rrule(event.rrule, event.total_occurrences())
+    return text[:1].upper() + text[1:] + "."
 
 
 # --- add-to-calendar links ------------------------------------------------------------------
@@ -268,7 +254,10 @@ def _occurrence(event: Event, now: datetime) -> tuple[date | datetime, date | da
     """Start and exclusive end of the occurrence the page shows (the next one of a series)."""
     if not event.rrule:
         return event.start, event.dtend_exclusive
-    start = event.next_start(now) or event.starts_at
+    start = event.next_start(now)
+    if start is None:  # the series has ended: show its last occurrence
+        last_end = event.last_end()
+        start = last_end - event.duration if last_end is not None else event.starts_at
     if event.all_day:
         first = start.astimezone(event.timezone).date()
         return first, first + timedelta(days=(event.duration.days or 1))
@@ -365,7 +354,7 @@ def event_view(ctx: BuildContext, event: Event, news_on_page: Mapping[str, NewsI
             end - timedelta(days=1) if not isinstance(end, datetime) else end.astimezone(tz)
         ),
         local_note=_local_note(event, start, end, tz),
-        recurrence=recurrence_text(event.rrule) if event.rrule else "",
+        recurrence=recurrence_text(event) if event.rrule else "",
         location=event.location.text() if event.location else "",
         online=_link(ctx, event.online, "Join online"),
         url=_link(ctx, event.url, "Event page"),
