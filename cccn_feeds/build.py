@@ -210,7 +210,13 @@ def build(
         _claim_state(state_dir, settings.paths.output_dir)
         stored = read_json(state_dir / HISTORY) or {}
         previous = History.from_json(stored)
-        advanced = advance(previous, content.events, moment, settings.calendar.cancelled_days)
+        advanced = advance(
+            previous,
+            content.events,
+            moment,
+            settings.calendar.cancelled_days,
+            (n.id for n in content.news),
+        )
         broken = declared_broken(settings)
         store = _read_store(state_dir / STORE) if not force else {}
         ctx = BuildContext(
@@ -219,6 +225,7 @@ def build(
             now=moment,
             revisions=advanced.revisions,
             tombstones=advanced.tombstones,
+            news_first_seen=advanced.news_first_seen,
             broken_links=broken if settings.linkcheck.on_broken == "mark" else {},
             output_dir=None if force else settings.paths.output_dir,
             previous_keys=read_manifest(state_dir, "keys"),

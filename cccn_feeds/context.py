@@ -56,6 +56,7 @@ class BuildContext:
     now: datetime
     revisions: Mapping[str, Revision] = field(default_factory=dict)
     tombstones: tuple[Event, ...] = ()
+    news_first_seen: Mapping[str, datetime] = field(default_factory=dict)
     broken_links: Mapping[str, str] = field(default_factory=dict)
     output_dir: Path | None = None  # where the previous build's files are, for reuse
     previous_keys: Mapping[str, str] = field(default_factory=dict)

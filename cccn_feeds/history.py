@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -63,25 +64,30 @@ class History:
     """Everything remembered about events."""
 
     events: dict[str, EventRecord] = field(default_factory=dict)
+    news: dict[str, str] = field(default_factory=dict)  # id -> when a build first saw it
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict, keys sorted for stable bytes."""
         return {
             "version": STATE_VERSION,
             "events": {k: dataclasses.asdict(v) for k, v in sorted(self.events.items())},
+            "news": dict(sorted(self.news.items())),
         }
 
     def same_records(self, other: History) -> bool:
         """Whether every record is the very record of ``other`` (nothing moved on)."""
         mine, theirs = self.events, other.events
-        return mine.keys() == theirs.keys() and all(mine[k] is theirs[k] for k in mine)
+        same = mine.keys() == theirs.keys() and all(mine[k] is theirs[k] for k in mine)
+        return same and self.news == other.news
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> History:
         """Read a stored history; unknown versions start afresh."""
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             return cls()
-        return cls({k: EventRecord(**v) for k, v in data.get("events", {}).items()})
+        events = {str(k): EventRecord(**v) for k, v in data.get("events", {}).items()}
+        news = {str(k): str(v) for k, v in data.get("news", {}).items()}
+        return cls(events, news)
 
 
 def _stamp(value: datetime) -> str:
@@ -169,13 +175,22 @@ class Advanced:
     revisions: dict[str, Revision]
     tombstones: tuple[Event, ...]
     history: History
+    news_first_seen: dict[str, datetime] = field(default_factory=dict)
 
 
 def advance(
-    previous: History, events: tuple[Event, ...], now: datetime, cancelled_days: int
+    previous: History,
+    events: tuple[Event, ...],
+    now: datetime,
+    cancelled_days: int,
+    news_ids: Iterable[str] = (),
 ) -> Advanced:
-    """Compare the events with the history at ``now``: bump what changed, tombstone what left."""
+    """Compare the events with the history at ``now``: bump what changed, tombstone what left.
+
+    News items only get a first-seen time, which orders items of the same date in feeds.
+    """
     stamp = _stamp(now)
+    news_seen = {key: previous.news.get(key, stamp) for key in news_ids}
     records: dict[str, EventRecord] = {}
     revisions: dict[str, Revision] = {}
     present = set()
@@ -225,4 +240,9 @@ def advance(
         snapshot["status"] = "cancelled"
         tombstones.append(event_from_dict(snapshot))
         revisions[event_id] = old.revision()
-    return Advanced(revisions, tuple(tombstones), History(records))
+    return Advanced(
+        revisions,
+        tuple(tombstones),
+        History(records, news_seen if news_seen != previous.news else previous.news),
+        {key: _parse(value) for key, value in news_seen.items()},
+    )

@@ -21,7 +21,9 @@ from lxml import etree
 from cccn_feeds.build import build
 from cccn_feeds.settings import Settings
 from cccn_feeds.text import markdown_text
-from tests.conftest import EXAMPLE_NOW, make_settings
+from tests.conftest import EXAMPLE_NOW, LUX, make_settings
+
+ATOM_NS = "http://www.w3.org/2005/Atom"
 
 RENDERERS = ("cccn_feeds.render.feeds", "cccn_feeds.render.jsonfeed")
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -308,14 +310,69 @@ class TestDates:
     def test_same_time_items_get_distinct_stamps(self, settings: Settings, data_dir: Path) -> None:
         write_news(data_dir, [
             {"id": f"n{i}", "title": f"Item {i}", "date": "2027-01-10"} for i in range(4)
-        ] + [{"id": "z", "title": "Next second", "date": "2027-01-10T00:00:01"}])  # fmt: skip
+        ] + [{"id": "z", "title": "Next second", "date": "2027-01-10T12:00:01"}])  # fmt: skip
         out = run(settings)
         pubs = [i.findtext("pubDate") for i in _rss_items(out["news.rss"])]
-        # Chronological order by (date, id): n0..n3, then z; each one second after the last.
-        assert pubs == [f"Sun, 10 Jan 2027 00:00:0{s} +0100" for s in (4, 3, 2, 1, 0)]
+        # A date alone means noon. Chronological order by (date, first seen, id): n0..n3,
+        # then z; each one second after the last.
+        assert pubs == [f"Sun, 10 Jan 2027 12:00:0{s} +0100" for s in (4, 3, 2, 1, 0)]
         assert [i.findtext("title") for i in _rss_items(out["news.rss"])] == [
             "Next second", "Item 3", "Item 2", "Item 1", "Item 0",
         ]  # fmt: skip
+
+    def test_a_newcomer_never_moves_published_dates(
+        self, settings: Settings, data_dir: Path
+    ) -> None:
+        items = [{"id": f"n{i}", "title": f"Item {i}", "date": "2027-01-10"} for i in (1, 3)]
+        write_news(data_dir, items)
+        before = {
+            i.findtext("guid"): i.findtext("pubDate") for i in _rss_items(run(settings)["news.rss"])
+        }
+        write_news(data_dir, [*items, {"id": "n0", "title": "Item 0", "date": "2027-01-10"}])
+        later = EXAMPLE_NOW + timedelta(hours=1)
+        after = {
+            i.findtext("guid"): i.findtext("pubDate")
+            for i in _rss_items(run(settings, later)["news.rss"])
+        }
+        assert all(after[key] == value for key, value in before.items())
+        newcomer = next(v for k, v in after.items() if k.endswith("/n0"))
+        assert newcomer == "Sun, 10 Jan 2027 12:00:02 +0100"
+
+    def test_updated_stays_distinct(self, settings: Settings, data_dir: Path) -> None:
+        write_news(data_dir, [
+            {"id": "a", "title": "A", "date": "2027-01-10T12:00", "updated": "2027-01-10T12:00:01"},
+            {"id": "b", "title": "B", "date": "2027-01-10T12:00"},
+            {"id": "c", "title": "C", "date": "2027-01-10T12:00"},
+        ])  # fmt: skip
+        atom = etree.fromstring(run(settings)["news.atom"])
+        stamps = [e.findtext(f"{{{ATOM_NS}}}updated") for e in atom.iter(f"{{{ATOM_NS}}}entry")]
+        assert len(stamps) == len(set(stamps)) == 3
+
+    def test_a_cancellation_moves_the_event_feed_date(
+        self, settings: Settings, data_dir: Path
+    ) -> None:
+        first = etree.fromstring(run(settings)["events.atom"])
+        events = data_dir / "events.yaml"
+        text = events.read_text(encoding="utf-8")
+        events.write_text(
+            text.replace(
+                "    end: 2027-03-27T11:30\n",
+                "    end: 2027-03-27T11:30\n    status: cancelled\n",
+                1,
+            ),
+            encoding="utf-8",
+        )
+        later = datetime(2027, 2, 1, 9, 0, tzinfo=LUX)
+        second = etree.fromstring(run(settings, later)["events.atom"])
+
+        def updated(root: etree._Element) -> str:
+            for entry in root.iter(f"{{{ATOM_NS}}}entry"):
+                if entry.findtext(f"{{{ATOM_NS}}}id", "").endswith("/example-before-dst"):
+                    return str(entry.findtext(f"{{{ATOM_NS}}}updated"))
+            raise AssertionError("entry missing")
+
+        assert updated(first).startswith("2027-01-15T12:00")
+        assert updated(second) == "2027-02-01T09:00:00+01:00"
 
 
 HOSTILE = [

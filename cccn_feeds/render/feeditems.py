@@ -26,7 +26,7 @@ import html
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -103,12 +103,22 @@ def archive_path(base: str, number: int, ext: str) -> str:
     return f"{base}.{ext}" if number == 0 else f"{base}-archive-{number}.{ext}"
 
 
-def distinct_times(dates: Iterable[tuple[str, datetime]]) -> dict[str, datetime]:
-    """Id -> a timestamp unique among ``dates`` (see the module docstring for the rule)."""
-    ordered = sorted((d.replace(microsecond=0), key) for key, d in dates)
+def distinct_times(
+    dates: Iterable[tuple[str, datetime]], first_seen: Mapping[str, datetime] | None = None
+) -> dict[str, datetime]:
+    """Id -> a timestamp unique among ``dates`` (see the module docstring for the rule).
+
+    Items with the same time are ordered by when a build first saw them, then by id, so an
+    item added later never moves the dates of items already published.
+    """
+    seen = first_seen or {}
+    far = datetime.max.replace(tzinfo=UTC)
+    ordered = sorted(
+        (d.replace(microsecond=0), seen.get(key, far), key) for key, d in dates
+    )
     result: dict[str, datetime] = {}
     previous: datetime | None = None
-    for when, key in ordered:
+    for when, _seen, key in ordered:
         if previous is not None and when <= previous:
             when = previous + ONE_SECOND
         result[key] = when
@@ -119,14 +129,24 @@ def distinct_times(dates: Iterable[tuple[str, datetime]]) -> dict[str, datetime]
 # --- news -------------------------------------------------------------------------------
 
 
+def news_date(item: NewsItem) -> datetime:
+    """A news item's publication time: a date alone means noon in the site's zone.
+
+    Noon keeps the calendar day the same for readers from UTC-11 to UTC+12, where
+    midnight would show the previous day west of Luxembourg.
+    """
+    return item.date + timedelta(hours=12) if item.date_only else item.date
+
+
 def news_items(ctx: BuildContext) -> dict[str, FeedItem]:
     """Every news item as a FeedItem, keyed by id."""
     news = ctx.content.news
-    published = distinct_times((n.id, n.date) for n in news)
-    updated = distinct_times((n.id, max(n.modified, n.date)) for n in news)
-    return {
-        n.id: _news_item(ctx, n, published[n.id], max(updated[n.id], published[n.id])) for n in news
-    }
+    first_seen = ctx.news_first_seen
+    published = distinct_times(((n.id, news_date(n)) for n in news), first_seen)
+    updated = distinct_times(
+        ((n.id, max(n.updated or published[n.id], published[n.id])) for n in news), first_seen
+    )
+    return {n.id: _news_item(ctx, n, published[n.id], updated[n.id]) for n in news}
 
 
 def _news_item(
@@ -166,11 +186,14 @@ def _news_item(
 
 
 def event_feed_date(ctx: BuildContext, event: Event) -> datetime:
-    """When the event was published or changed: ``updated``, else when a build first saw it."""
-    if event.updated is not None:
-        return event.updated
+    """When the event was published or last changed: its ``updated``, else when a build
+    first saw it, moved on to when a build saw its content change (a new time, place or
+    status, such as a cancellation), whichever is later."""
     revision = ctx.revisions.get(event.id)
-    return revision.first_seen if revision is not None else ctx.now
+    seen = revision.first_seen if revision is not None else ctx.now
+    changed = revision.last_modified if revision is not None else seen
+    base = event.updated if event.updated is not None else seen
+    return max(base, changed) if revision is not None and revision.sequence > 0 else base
 
 
 def event_link(ctx: BuildContext, event: Event) -> str:
@@ -180,7 +203,8 @@ def event_link(ctx: BuildContext, event: Event) -> str:
 
 def event_items(ctx: BuildContext) -> dict[str, FeedItem]:
     """Every forthcoming event as a FeedItem, keyed by id (dates distinct over all events)."""
-    stamps = distinct_times((e.id, event_feed_date(ctx, e)) for e in ctx.content.events)
+    seen = {key: rev.first_seen for key, rev in ctx.revisions.items()}
+    stamps = distinct_times(((e.id, event_feed_date(ctx, e)) for e in ctx.content.events), seen)
     return {e.id: _event_item(ctx, e, stamps[e.id]) for e in ctx.forthcoming}
 
 
@@ -427,7 +451,7 @@ def plain_title(text: str) -> str:
     ``<`` or ``&`` of such a sequence defeats the guess while the text reads the same.
     """
     text = re.sub(r"<(?=/\w+>)", "<\u2060", text)
-    return re.sub(r"&(?=#?\w+;)", "&\u2060", text)
+    return re.sub(r"&(?=#?\w)", "&\u2060", text)
 
 
 def site_links(ctx: BuildContext) -> Mapping[str, str]:
