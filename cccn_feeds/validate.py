@@ -44,6 +44,9 @@ EVENT_FIELDS = (
 STATUSES: tuple[Status, ...] = ("confirmed", "tentative", "cancelled")
 
 
+UNREADABLE: Any = object()  # stands for a file that could not be read or parsed
+
+
 class _Invalid(Exception):
     """A field value was rejected; the problem is already recorded."""
 
@@ -232,7 +235,12 @@ def check_tags(value: Any, ck: _Checker, line: int | None, path: str) -> tuple[s
         except _Invalid:
             continue
         if not tag_slug(tag):
-            ck.add(item_line, f"{path}[{i}]", f"tag {tag!r} needs at least one letter or digit")
+            ck.add(
+                item_line,
+                f"{path}[{i}]",
+                f"tag {tag!r} needs at least one Latin letter or digit, since its feeds "
+                "live at tags/<name>/; add a Latin spelling to the tag",
+            )
             continue
         if tag not in tags:
             tags.append(tag)
@@ -271,7 +279,15 @@ def _unknown_fields(raw: dict[str, Any], allowed: tuple[str, ...], ck: _Checker,
 
 def _top_list(document: Any, key: str, ck: _Checker) -> list[Any]:
     """The list under the document's one top-level key."""
+    if document is UNREADABLE:  # its problems are already reported
+        return LineList()
     if document is None:
+        ck.add(
+            1,
+            "",
+            f"the file is empty (perhaps saved half-way); write '{key}: []' when there is "
+            f"nothing to list",
+        )
         return LineList()
     if not isinstance(document, dict):
         ck.add(
@@ -295,6 +311,12 @@ def _top_list(document: Any, key: str, ck: _Checker) -> list[Any]:
     if items is None:
         if key not in document and not suggested:
             ck.add(_own(document), key, f"missing; the file must hold the '{key}:' list")
+        elif key in document:
+            ck.add(
+                _line(document, key, 1),
+                key,
+                f"has nothing under it; write '{key}: []' when there is nothing to list",
+            )
         return LineList()
     if not isinstance(items, list):
         ck.add(_line(document, key, 1), key, f"expected a list, got {_describe(items)}")
@@ -798,7 +820,7 @@ def load_content(data_dir: Path, site_tz: ZoneInfo) -> Content:
             docs[key] = load_file(data_dir / f"{key}.yaml", name)
         except DataError as exc:
             problems.extend(exc.problems)
-            docs[key] = None
+            docs[key] = UNREADABLE
     try:
         content = validate_documents(
             docs["news"],

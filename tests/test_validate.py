@@ -101,7 +101,7 @@ class TestForms:
             "  - {id: a, title: A, start: 2026-06-15T07:00Z}\n"
             "  - {id: b, title: B, start: '2026-06-15T09:00+02:00'}\n"
         )
-        content = validate_documents(None, events, LUX)
+        content = validate_documents({"news": []}, events, LUX)
         for event in content.events:
             assert isinstance(event.start, datetime)
             assert event.start.astimezone(UTC).hour == 7
@@ -111,7 +111,7 @@ class TestForms:
         news = parse_yaml(
             "news:\n  - {id: a, title: No, date: 2025-03-09, source: On}\n", "data/news.yaml"
         )
-        content = validate_documents(news, None, LUX)
+        content = validate_documents(news, {"events": []}, LUX)
         assert content.news[0].title == "No"
         assert content.news[0].source == "On"
 
@@ -121,7 +121,7 @@ class TestForms:
             "  - {id: a, title: A, start: 2026-06-15}\n"
             "  - {id: b, title: B, start: 2026-06-15T09:00}\n"
         )
-        by_id = {e.id: e for e in validate_documents(None, events, LUX).events}
+        by_id = {e.id: e for e in validate_documents({"news": []}, events, LUX).events}
         assert by_id["a"].end == date(2026, 6, 15)
         assert by_id["a"].dtend_exclusive == date(2026, 6, 16)
         assert by_id["b"].end == datetime(2026, 6, 15, 10, 0, tzinfo=LUX)
