@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import pickle
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -105,7 +106,7 @@ def _read_store(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             data = pickle.load(handle)
-    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError):
+    except Exception:  # a damaged or foreign store is only a missed shortcut
         return {}
     if not isinstance(data, dict) or data.get("version") != STORE_VERSION:
         return {}
@@ -187,8 +188,7 @@ def build(
     reached the next moment at which time alone changes the output, the build does nothing
     (``skipped``); ``force`` renders and compares everything anyway.
     """
-    from cccn_feeds.linkstate import declared_broken
-    from cccn_feeds.render import RENDERERS, render_all
+    from cccn_feeds.render import RENDERERS
 
     moment = (now or utcnow()).astimezone(UTC)
     state_dir = settings.paths.state_dir
@@ -206,10 +206,49 @@ def build(
             skipped=True,
         )
     content = prepare(settings)
+    try:
+        return _build_locked(settings, content, moment, chosen, print_, force, lock_wait)
+    except OSError as exc:
+        where = exc.filename or settings.paths.output_dir
+        raise CccnError(
+            f"{where}: {exc.strerror or exc}; check that --out and --state name folders "
+            "this user can write"
+        ) from None
+
+
+def _read_history(path: Path) -> History:
+    """The stored history; a damaged one stops the build rather than restart SEQUENCEs."""
+    if not path.exists():
+        return History()
+    try:
+        return History.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise CccnError(
+            f"{path}: the build history is damaged ({type(exc).__name__}); restore it from a "
+            "backup, or delete it to start afresh (calendar SEQUENCE numbers and feed dates "
+            "of events then restart)"
+        ) from None
+
+
+def _build_locked(
+    settings: Settings,
+    content: Content,
+    moment: datetime,
+    chosen: tuple[str, ...],
+    print_: str,
+    force: bool,
+    lock_wait: float,
+) -> BuildResult:
+    """The part of a build that reads and writes the output and state folders."""
+    from cccn_feeds.linkstate import declared_broken
+    from cccn_feeds.parsecache import CACHE_NAME, save_pending
+    from cccn_feeds.render import render_all
+
+    state_dir = settings.paths.state_dir
     with output_lock(state_dir, wait=lock_wait):
         _claim_state(state_dir, settings.paths.output_dir)
-        stored = read_json(state_dir / HISTORY) or {}
-        previous = History.from_json(stored)
+        save_pending(state_dir / CACHE_NAME)
+        previous = _read_history(state_dir / HISTORY)
         advanced = advance(
             previous,
             content.events,

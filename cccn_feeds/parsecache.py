@@ -145,11 +145,22 @@ def _load_kind(
     return items
 
 
+PENDING: dict[Path, dict[str, tuple[int, Item]]] = {}
+
+
+def save_pending(cache_path: Path) -> None:
+    """Write what the last load of ``cache_path`` parsed anew (the caller holds the lock)."""
+    used = PENDING.pop(cache_path, None)
+    if used is not None:
+        blob = pickle.dumps({"version": _VERSION, "items": used}, protocol=pickle.HIGHEST_PROTOCOL)
+        write_atomic(cache_path, blob)
+
+
 def _read_cache(path: Path) -> dict[str, tuple[int, Item]]:
     try:
         with path.open("rb") as handle:
             data = pickle.load(handle)
-    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError, TypeError):
+    except Exception:  # a damaged or foreign cache is only a missed shortcut
         return {}
     if not isinstance(data, dict) or data.get("version") != _VERSION:
         return {}
@@ -178,8 +189,7 @@ def load_content_cached(data_dir: Path, tz: ZoneInfo, cache_path: Path) -> Conte
     except (_Fallback, DataError):
         return load_content(data_dir, tz)
     if used.keys() != cache.keys():
-        blob = pickle.dumps({"version": _VERSION, "items": used}, protocol=pickle.HIGHEST_PROTOCOL)
-        write_atomic(cache_path, blob)
+        PENDING[cache_path] = used
     return make_content(
         [n for n in news if isinstance(n, NewsItem)],
         [e for e in events if isinstance(e, Event)],

@@ -291,7 +291,7 @@ def read_json(path: Path) -> Any:
     """Read a JSON state file; a missing or damaged one reads as None."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
 
 

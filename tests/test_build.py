@@ -175,3 +175,31 @@ def test_killed_builds_leave_whole_files(settings: Settings, tmp_path: Path) -> 
             _parse_all(out)
     build(settings, now=EXAMPLE_NOW)
     assert _parse_all(out) >= 1
+
+
+class TestDamagedState:
+    """Mistakes in paths and damaged state files end in a clear message, never a traceback."""
+
+    def test_output_is_a_file(
+        self, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        afile = tmp_path / "afile"
+        afile.write_text("x")
+        code = main(["build", "--data", str(settings.paths.data_dir), "--out", str(afile)])
+        err = capsys.readouterr().err
+        assert code == 1 and "Traceback" not in err
+        assert str(afile) in err
+
+    def test_damaged_caches_are_ignored(self, settings: Settings) -> None:
+        build(settings, now=EXAMPLE_NOW)
+        for name in ("parse-cache.pickle", "render-cache.pickle"):
+            (settings.paths.state_dir / name).write_bytes(b"\x80\x09garbage")
+        result = build(settings, now=EXAMPLE_NOW, force=True)
+        assert result.report.written == []
+
+    @pytest.mark.parametrize("damage", ["not json", '{"version": 1, "events": {"x": [1]}}'])
+    def test_damaged_history_stops_the_build(self, settings: Settings, damage: str) -> None:
+        build(settings, now=EXAMPLE_NOW)
+        (settings.paths.state_dir / "history.json").write_text(damage)
+        with pytest.raises(CccnError, match="history is damaged"):
+            build(settings, now=EXAMPLE_NOW, force=True)

@@ -9,10 +9,19 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cccn_feeds.errors import DataError
-from cccn_feeds.parsecache import load_content_cached, split_items
+from cccn_feeds.model import Content
+from cccn_feeds.parsecache import load_content_cached as _load
+from cccn_feeds.parsecache import save_pending, split_items
 from cccn_feeds.validate import load_content
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_content_cached(data: Path, tz: ZoneInfo, cache: Path) -> Content:
+    """Load as a build does: read through the cache, then save what was parsed anew."""
+    content = _load(data, tz, cache)
+    save_pending(cache)
+    return content
 LUX = ZoneInfo("Europe/Luxembourg")
 
 
