@@ -58,7 +58,7 @@ class SiteSettings:
     @property
     def id_domain(self) -> str:
         """Domain for identifiers (tag: URIs, UIDs): configured, else the host of ``link``."""
-        return self.domain or (urlsplit(self.link).hostname or "localhost")
+        return (self.domain or urlsplit(self.link).hostname or "localhost").lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -442,6 +442,8 @@ def load_settings(
         raise ConfigError(problems)
     built = {name: TABLES[name](**tables.get(name, {})) for name in TABLES}
     settings = Settings(**built, config_file=str(path) if path else "")
+    if settings.site.domain != settings.site.domain.lower():  # tag: URIs want lower case
+        settings = settings.replace("site", domain=settings.site.domain.lower())
     if not settings.site.base_url.endswith("/"):
         settings = settings.replace("site", base_url=settings.site.base_url + "/")
     problems = _check(settings, str(path) if path else "settings")

@@ -520,6 +520,7 @@ class TestWebSub:
                 for ln in etree.fromstring(out[name]).iter(f"{ATOM}link")
             }
             assert links["hub"] == url, name
+        assert json.loads(out["news.json"])["hubs"] == [{"type": "WebSub", "url": url}]
         pinged = sorted(r["hub.url"][0] for r in handler.received)
         assert all(r["hub.mode"] == ["publish"] for r in handler.received)
         assert "http://127.0.0.1:8000/news.rss" in pinged
@@ -546,7 +547,8 @@ class TestWebSub:
         assert "ConnectionError" in caplog.text
 
 
-def test_now_is_not_read(settings: Settings) -> None:
-    """Feed dates come from the data: building later gives the same news feed."""
+def test_now_is_not_read(settings: Settings, tmp_path: Path) -> None:
+    """Feed dates come from the data: a fresh build later gives the same news feed."""
     first = run(settings)["news.atom"]
-    assert run(settings, now=datetime(2027, 2, 20, tzinfo=UTC))["news.atom"] == first
+    later = make_settings(settings.paths.data_dir, tmp_path / "later")
+    assert run(later, now=datetime(2027, 2, 20, tzinfo=UTC))["news.atom"] == first

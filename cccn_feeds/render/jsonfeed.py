@@ -72,6 +72,8 @@ def page_json(ctx: BuildContext, page: FeedPage) -> bytes:
         feed["next_url"] = ctx.url(archive_path(doc.base, older, "json"))
     feed["language"] = site.language
     feed["authors"] = [{"name": site.publisher, "url": site.link}]
+    if ctx.settings.feeds.hub and not page.is_archive:
+        feed["hubs"] = [{"type": "WebSub", "url": ctx.settings.feeds.hub}]
     feed["items"] = [item_json(ctx, item) for item in page.items]
     return (json.dumps(feed, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
