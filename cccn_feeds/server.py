@@ -267,7 +267,14 @@ class OutputApp:
             ("Cache-Control", entry.cache_control),
             ("Access-Control-Allow-Origin", "*"),
         ]
-        if entry.gz is not None:
+        content_type = entry.content_type
+        browser = content_type.startswith(_FEED_TYPES)
+        if browser:
+            headers.append(("Vary", "Accept, Accept-Encoding" if entry.gz else "Accept"))
+            browser = opened_in_browser(environ.get("HTTP_ACCEPT", ""))
+            if browser:  # let the browser apply feed.xsl instead of showing raw XML
+                content_type = "application/xml; charset=utf-8"
+        elif entry.gz is not None:
             headers.append(("Vary", "Accept-Encoding"))
         inm = environ.get("HTTP_IF_NONE_MATCH")
         ims = environ.get("HTTP_IF_MODIFIED_SINCE")
@@ -281,7 +288,7 @@ class OutputApp:
             return [b""]
         body = entry.gz if use_gz and entry.gz is not None else entry.body
         headers += [
-            ("Content-Type", entry.content_type),
+            ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             ("X-Content-Type-Options", "nosniff"),
         ]
@@ -289,6 +296,21 @@ class OutputApp:
             headers.append(("Content-Encoding", "gzip"))
         start_response("200 OK", headers)
         return [b""] if method == "HEAD" else [body]
+
+
+_FEED_TYPES = ("application/rss+xml", "application/atom+xml")
+
+
+def opened_in_browser(accept: str) -> bool:
+    """Whether a request for a feed comes from a browser window rather than a feed reader.
+
+    Browsers navigating to an address ask for ``text/html`` first; feed readers ask for
+    feed types or ``*/*``. A browser gets the feed as ``application/xml``, the type for
+    which browsers apply the feed's XSL stylesheet (for the feed types they show raw XML
+    or download the file); readers get the feed types.
+    """
+    types = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
+    return "text/html" in types and not any(t in _FEED_TYPES for t in types)
 
 
 def _path_info(environ: Environ) -> str | None:

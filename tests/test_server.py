@@ -133,12 +133,24 @@ class TestConditional:
 class TestGzip:
     """Text is compressed when the client allows it, as its own variant."""
 
+    def test_browsers_get_feeds_as_xml_readers_as_feeds(self, svc: ServiceProcess) -> None:
+        browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        _, headers, _ = svc.get("/news.rss", {"Accept": browser})
+        assert headers["content-type"] == "application/xml; charset=utf-8"
+        for reader in ("application/rss+xml, */*;q=0.1", "*/*", ""):
+            _, headers, _ = svc.get("/news.rss", {"Accept": reader} if reader else {})
+            assert headers["content-type"] == "application/rss+xml; charset=utf-8", reader
+        _, headers, _ = svc.get("/news.atom", {"Accept": browser})
+        assert headers["content-type"] == "application/xml; charset=utf-8"
+        _, headers, _ = svc.get("/events.ics", {"Accept": browser})
+        assert headers["content-type"] == "text/calendar; charset=utf-8"
+
     def test_gzip_variant(self, svc: ServiceProcess, files: dict[str, bytes]) -> None:
         _, plain, _ = svc.get("/news.rss")
         status, headers, body = svc.get("/news.rss", {"Accept-Encoding": "gzip, deflate"})
         assert status == 200
         assert headers["content-encoding"] == "gzip"
-        assert headers["vary"] == "Accept-Encoding" == plain["vary"]
+        assert headers["vary"] == "Accept, Accept-Encoding" == plain["vary"]
         assert headers["etag"] != plain["etag"]
         assert "content-encoding" not in plain
         assert gzip.decompress(body) == files["news.rss"]

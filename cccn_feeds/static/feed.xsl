@@ -35,7 +35,11 @@
       </head>
       <body>
         <h1><xsl:value-of select="$title"/></h1>
-        <p class="subscribe"><strong>How to subscribe:</strong> this is a news feed. Copy
+        <p class="subscribe"><strong>How to subscribe:</strong> this is
+          <xsl:choose>
+            <xsl:when test="contains($self, '/events')">a feed of forthcoming events</xsl:when>
+            <xsl:otherwise>a news feed</xsl:otherwise>
+          </xsl:choose>. Copy
           its address <code><xsl:value-of select="$self"/></code> into your feed reader
           (for example Thunderbird, Feedly, NetNewsWire or Inoreader) to be told of new items.
           Visit <a href="{$site}">the page</a> for more.</p>
@@ -55,7 +59,9 @@
       </h2>
       <p class="meta"><xsl:value-of select="pubDate"/>
         <xsl:if test="dc:creator"> · <xsl:value-of select="dc:creator"/></xsl:if></p>
-      <xsl:if test="atom:summary"><p><xsl:value-of select="atom:summary"/></p></xsl:if>
+      <xsl:if test="description">
+        <div><xsl:value-of select="description" disable-output-escaping="yes"/></div>
+      </xsl:if>
     </article>
   </xsl:template>
 
