@@ -16,12 +16,12 @@ from cccn_feeds.errors import CccnError
 from cccn_feeds.history import History, advance
 from cccn_feeds.model import Content
 from cccn_feeds.publish import (
+    Publisher,
     PublishReport,
+    dump_pickle_atomic,
     output_lock,
-    publish,
     read_json,
     read_manifest,
-    write_atomic,
     write_json,
 )
 from cccn_feeds.settings import Settings
@@ -117,8 +117,7 @@ def _read_store(path: Path) -> dict[str, Any]:
 def _write_store(path: Path, store: dict[str, Any], before: dict[str, Any]) -> None:
     markdown, known = store.get("markdown", {}), before.get("markdown", {})
     if store.keys() != before.keys() or markdown.keys() != known.keys():
-        blob = {"version": STORE_VERSION, "store": store}
-        write_atomic(path, pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL))
+        dump_pickle_atomic(path, {"version": STORE_VERSION, "store": store})
 
 
 def _stamp(value: datetime | None) -> str | None:
@@ -242,7 +241,7 @@ def _build_locked(
     """The part of a build that reads and writes the output and state folders."""
     from cccn_feeds.linkstate import declared_broken
     from cccn_feeds.parsecache import CACHE_NAME, save_pending
-    from cccn_feeds.render import render_all
+    from cccn_feeds.render import stream_all
 
     state_dir = settings.paths.state_dir
     with output_lock(state_dir, wait=lock_wait):
@@ -272,8 +271,10 @@ def _build_locked(
             store=store,
         )
         MEMO.begin(store.get("markdown", {}))
-        outputs = render_all(ctx, chosen)
-        report = publish(outputs, settings.paths.output_dir, state_dir, ctx.output_keys)
+        with Publisher(settings.paths.output_dir, state_dir) as publisher:
+            for path, data in stream_all(ctx, chosen):
+                publisher.add(path, data)
+            report = publisher.commit(ctx.output_keys)
         _write_store(state_dir / STORE, {**ctx.used_store, "markdown": MEMO.used}, store)
         if not advanced.history.same_records(previous):
             write_json(state_dir / HISTORY, advanced.history.to_json())

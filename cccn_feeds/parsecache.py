@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from cccn_feeds.errors import DataError
 from cccn_feeds.load import parse_yaml, read_text
 from cccn_feeds.model import Content, Event, NewsItem
-from cccn_feeds.publish import write_atomic
+from cccn_feeds.publish import dump_pickle_atomic
 from cccn_feeds.validate import (
     _Checker,
     display_path,
@@ -152,8 +152,7 @@ def save_pending(cache_path: Path) -> None:
     """Write what the last load of ``cache_path`` parsed anew (the caller holds the lock)."""
     used = PENDING.pop(cache_path, None)
     if used is not None:
-        blob = pickle.dumps({"version": _VERSION, "items": used}, protocol=pickle.HIGHEST_PROTOCOL)
-        write_atomic(cache_path, blob)
+        dump_pickle_atomic(cache_path, {"version": _VERSION, "items": used})
 
 
 def _read_cache(path: Path) -> dict[str, tuple[int, Item]]:

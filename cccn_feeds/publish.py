@@ -83,6 +83,25 @@ def check_relpath(path: str) -> PurePosixPath:
     return rel
 
 
+def dump_pickle_atomic(target: Path, value: object) -> None:
+    """Pickle ``value`` straight into ``target``, atomically (no copy of it in memory)."""
+    import pickle
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
 def write_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``target`` so that no reader ever sees a partial file."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -190,6 +209,102 @@ def _unchanged(target: Path, data: bytes, known: str | None) -> bool:
     return target.read_bytes() == data
 
 
+class Publisher:
+    """Publishes one build's outputs: staged as they are rendered, replaced all at once.
+
+    ``add`` writes each changed output to a hidden temporary file beside its target at
+    once, so the build never holds every output in memory; ``commit`` makes them durable
+    and renames them into place, then removes outputs no longer produced. Nothing
+    published changes before ``commit``; leaving the ``with`` block on an error removes
+    the temporaries and leaves the published folder as it was.
+    """
+
+    def __init__(self, out_dir: Path, state_dir: Path) -> None:
+        self.out_dir, self.state_dir = out_dir, state_dir
+        self.previous = read_manifest(state_dir)
+        self.previous_keys = read_manifest(state_dir, "keys")
+        self.report = PublishReport()
+        self.manifest: dict[str, str] = {}
+        self.staged: list[tuple[str, Path]] = []
+        self._dirs: set[Path] = set()
+        _sweep_temporaries(out_dir)
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is not None:
+            self.abort()
+
+    def add(self, path: str, data: Output) -> None:
+        """Take one output: unchanged, reused, or staged to replace the published file."""
+        if path in self.manifest:
+            raise RuntimeError(f"{path} is produced twice")
+        target = self.out_dir.joinpath(*check_relpath(path).parts)
+        if isinstance(data, Reused):
+            if path not in self.previous:
+                raise RuntimeError(f"{path}: reused but never published")
+            self.manifest[path] = self.previous[path]
+            self.report.unchanged.append(path)
+            return
+        self.manifest[path] = digest(data)
+        if _unchanged(target, data, self.previous.get(path)):
+            self.report.unchanged.append(path)
+            return
+        if target.parent not in self._dirs:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(target.parent)
+        self.staged.append((_stage(target, data), target))
+        self.report.written.append(path)
+
+    def abort(self) -> None:
+        """Remove what was staged; the published folder stays as it was."""
+        for tmp, _ in self.staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        self.staged = []
+
+    def commit(self, keys: Mapping[str, str] | None = None) -> PublishReport:
+        """Replace the changed files, remove the stale ones, record the manifest.
+
+        ``keys`` (path -> input hash) is stored for the next build.
+        """
+        report, out_dir = self.report, self.out_dir
+        touched: set[Path] = set()
+        try:
+            # Every new file is on disk before the first one replaces its old version.
+            _make_durable(out_dir, [tmp for tmp, _ in self.staged])
+            for tmp, target in self.staged:
+                os.replace(tmp, target)
+                touched.add(target.parent)
+        except BaseException:
+            self.abort()
+            raise
+        self.staged = []
+        for path in sorted(set(self.previous) - set(self.manifest)):
+            try:
+                rel = check_relpath(path)
+            except ValueError:
+                continue
+            target = out_dir.joinpath(*rel.parts)
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+                report.removed.append(path)
+            touched.add(target.parent)
+            _prune_empty(target.parent, out_dir)
+        for folder in touched:
+            if folder.exists():
+                fsync_dir(folder)
+        manifest = dict(sorted(self.manifest.items()))
+        new_keys = dict(sorted((keys or {}).items()))
+        if manifest != self.previous or new_keys != self.previous_keys:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            write_json(self.state_dir / MANIFEST, {"files": manifest, "keys": new_keys})
+        report.written.sort()
+        report.unchanged.sort()
+        return report
+
+
 def publish(
     outputs: Mapping[str, Output],
     out_dir: Path,
@@ -201,62 +316,10 @@ def publish(
     An output given as ``REUSED`` keeps its published file (the renderer checked that its
     inputs did not change). ``keys`` (path -> input hash) is stored for the next build.
     """
-    previous = read_manifest(state_dir)
-    previous_keys = read_manifest(state_dir, "keys")
-    _sweep_temporaries(out_dir)
-    report = PublishReport()
-    touched_dirs: set[Path] = set()
-    manifest: dict[str, str] = {}
-    staged: list[tuple[str, Path]] = []
-    made_dirs: set[Path] = set()
-    try:
+    with Publisher(out_dir, state_dir) as publisher:
         for path in sorted(outputs):
-            data = outputs[path]
-            target = out_dir.joinpath(*check_relpath(path).parts)
-            if isinstance(data, Reused):
-                if path not in previous:
-                    raise RuntimeError(f"{path}: reused but never published")
-                manifest[path] = previous[path]
-                report.unchanged.append(path)
-                continue
-            manifest[path] = digest(data)
-            if _unchanged(target, data, previous.get(path)):
-                report.unchanged.append(path)
-                continue
-            if target.parent not in made_dirs:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                made_dirs.add(target.parent)
-            staged.append((_stage(target, data), target))
-            report.written.append(path)
-        # Every new file is on disk before the first one replaces its old version.
-        _make_durable(out_dir, [tmp for tmp, _ in staged])
-        for tmp, target in staged:
-            os.replace(tmp, target)
-            touched_dirs.add(target.parent)
-    except BaseException:
-        for tmp, _ in staged:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        raise
-    for path in sorted(set(previous) - set(outputs)):
-        try:
-            rel = check_relpath(path)
-        except ValueError:
-            continue
-        target = out_dir.joinpath(*rel.parts)
-        with contextlib.suppress(FileNotFoundError):
-            target.unlink()
-            report.removed.append(path)
-        touched_dirs.add(target.parent)
-        _prune_empty(target.parent, out_dir)
-    for folder in touched_dirs:
-        if folder.exists():
-            fsync_dir(folder)
-    new_keys = dict(sorted((keys or {}).items()))
-    if manifest != previous or new_keys != previous_keys:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        write_json(state_dir / MANIFEST, {"files": manifest, "keys": new_keys})
-    return report
+            publisher.add(path, outputs[path])
+        return publisher.commit(keys)
 
 
 def _sweep_temporaries(out_dir: Path) -> None:

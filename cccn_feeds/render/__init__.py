@@ -1,5 +1,8 @@
 """Renderers: one module per format, each ``render(ctx) -> {relative path: bytes}``.
 
+A renderer may also offer ``stream(ctx)``, yielding (path, bytes) one output at a time,
+so a large build is published without holding every output in memory.
+
 They are imported lazily (heavy libraries stay out of ``--help``) and run in this order.
 Every renderer must be deterministic: the same context gives the same bytes.
 """
@@ -7,7 +10,7 @@ Every renderer must be deterministic: the same context gives the same bytes.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 from cccn_feeds.context import BuildContext
 from cccn_feeds.publish import Output
@@ -22,13 +25,25 @@ RENDERERS: tuple[str, ...] = (
 )
 
 
+def stream_all(
+    ctx: BuildContext, names: tuple[str, ...] = RENDERERS
+) -> Iterator[tuple[str, Output]]:
+    """Every output of every renderer, one at a time (renderers offer ``stream(ctx)``)."""
+    for name in names:
+        module = importlib.import_module(name)
+        stream = getattr(module, "stream", None)
+        if stream is not None:
+            yield from stream(ctx)
+        else:
+            render: Renderer = module.render
+            yield from render(ctx).items()
+
+
 def render_all(ctx: BuildContext, names: tuple[str, ...] = RENDERERS) -> dict[str, Output]:
     """Run every renderer and merge their outputs; two claiming one path is a bug."""
     outputs: dict[str, Output] = {}
-    for name in names:
-        render: Renderer = importlib.import_module(name).render
-        for path, data in render(ctx).items():
-            if path in outputs:
-                raise RuntimeError(f"{name} and another renderer both produce {path}")
-            outputs[path] = data
+    for path, data in stream_all(ctx, names):
+        if path in outputs:
+            raise RuntimeError(f"two renderers both produce {path}")
+        outputs[path] = data
     return outputs

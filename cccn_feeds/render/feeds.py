@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import posixpath
 import re
+from collections.abc import Iterator
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -226,17 +227,19 @@ def stylesheet() -> bytes:
     return (Path(__file__).resolve().parent.parent / "static" / STYLESHEET).read_bytes()
 
 
-def render(ctx: BuildContext) -> dict[str, Output]:
+def stream(ctx: BuildContext) -> Iterator[tuple[str, Output]]:
     """Every RSS and Atom document (subscription documents and archives) and feed.xsl.
 
     A page whose items and neighbours are unchanged since the last build is reused.
     """
-    outputs: dict[str, Output] = {STYLESHEET: stylesheet()}
+    yield STYLESHEET, stylesheet()
     for doc in documents(ctx):
         for page in pages(doc, ctx.settings.feeds.max_items):
             parts = page_parts(ctx, page)
             for ext, write in (("rss", rss), ("atom", atom)):
-                outputs[page.path(ext)] = ctx.keyed(
-                    page.path(ext), parts, partial(write, ctx, page)
-                )
-    return outputs
+                yield page.path(ext), ctx.keyed(page.path(ext), parts, partial(write, ctx, page))
+
+
+def render(ctx: BuildContext) -> dict[str, Output]:
+    """All outputs of :func:`stream` at once."""
+    return dict(stream(ctx))

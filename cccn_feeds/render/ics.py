@@ -16,7 +16,7 @@ identical bytes.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache, partial
 from typing import Any
@@ -82,7 +82,7 @@ def safe_uri(url: str) -> str:
     return url if _SAFE_URI.match(url) else ""
 
 
-def render(ctx: BuildContext) -> dict[str, Output]:
+def stream(ctx: BuildContext) -> Iterator[tuple[str, Output]]:
     """Every calendar of the build.
 
     A one-event file whose event and revision are unchanged is reused; serialised events
@@ -91,17 +91,15 @@ def render(ctx: BuildContext) -> dict[str, Output]:
     title = ctx.site.title
     subscribed = subscription(ctx)
     blocks: dict[str, bytes] = {}  # each VEVENT is serialised once, then reused
-    outputs: dict[str, Output] = {
-        "events.ics": calendar_bytes(
-            ctx, subscribed, f"{title}: events", ctx.site.description, ctx.url("events.ics"),
-            blocks,
-        )
-    }  # fmt: skip
+    yield (
+        "events.ics",
+        calendar_bytes(
+            ctx, subscribed, f"{title}: events", ctx.site.description, ctx.url("events.ics"), blocks
+        ),
+    )
     for event in ctx.content.events:
         path = f"events/{event.id}.ics"
-        outputs[path] = ctx.keyed(
-            path, [_event_key(ctx, event)], partial(_single, ctx, event, blocks)
-        )
+        yield path, ctx.keyed(path, [_event_key(ctx, event)], partial(_single, ctx, event, blocks))
     # A tag whose last event was deleted keeps its calendar while the cancellation is
     # announced, so its subscribers learn of it instead of meeting a missing file.
     tags = dict(ctx.event_tags)
@@ -110,15 +108,22 @@ def render(ctx: BuildContext) -> dict[str, Output]:
             tags.setdefault(tag_slug(tag), tag)
     for slug, tag in sorted(tags.items()):
         path = f"tags/{slug}/events.ics"
-        outputs[path] = calendar_bytes(
-            ctx,
-            ctx.events_with_tag(subscribed, slug),
-            f"{title}: events on {tag}",
-            f"Events on {tag}. {ctx.site.description}",
-            ctx.url(path),
-            blocks,
+        yield (
+            path,
+            calendar_bytes(
+                ctx,
+                ctx.events_with_tag(subscribed, slug),
+                f"{title}: events on {tag}",
+                f"Events on {tag}. {ctx.site.description}",
+                ctx.url(path),
+                blocks,
+            ),
         )
-    return outputs
+
+
+def render(ctx: BuildContext) -> dict[str, Output]:
+    """All outputs of :func:`stream` at once."""
+    return dict(stream(ctx))
 
 
 def subscription(ctx: BuildContext) -> tuple[Item, ...]:

@@ -9,6 +9,7 @@ archive page and on to older ones, so every item is reachable exactly once.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -78,11 +79,14 @@ def page_json(ctx: BuildContext, page: FeedPage) -> bytes:
     return (json.dumps(feed, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def render(ctx: BuildContext) -> dict[str, Output]:
+def stream(ctx: BuildContext) -> Iterator[tuple[str, Output]]:
     """Every JSON Feed document: news, events, per tag, and their archive pages."""
-    outputs: dict[str, Output] = {}
     for doc in documents(ctx):
         for page in pages(doc, ctx.settings.feeds.max_items):
             path = page.path("json")
-            outputs[path] = ctx.keyed(path, page_parts(ctx, page), partial(page_json, ctx, page))
-    return outputs
+            yield path, ctx.keyed(path, page_parts(ctx, page), partial(page_json, ctx, page))
+
+
+def render(ctx: BuildContext) -> dict[str, Output]:
+    """All outputs of :func:`stream` at once."""
+    return dict(stream(ctx))
