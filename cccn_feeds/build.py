@@ -277,7 +277,7 @@ def _build_locked(
             report = publisher.commit(ctx.output_keys)
         _write_store(state_dir / STORE, {**ctx.used_store, "markdown": MEMO.used}, store)
         if not advanced.history.same_records(previous):
-            write_json(state_dir / HISTORY, advanced.history.to_json())
+            write_json(state_dir / HISTORY, advanced.history.to_json(), compact=True)
         write_json(
             state_dir / LAST_BUILD,
             {

@@ -12,6 +12,7 @@ A record is never forgotten, so a re-used id continues its SEQUENCE.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -47,6 +48,17 @@ class EventRecord:
     snapshot: dict[str, Any] | None
     deleted_at: str | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON values (the snapshot is shared, not copied)."""
+        return {
+            "hash": self.hash,
+            "sequence": self.sequence,
+            "created": self.created,
+            "last_modified": self.last_modified,
+            "snapshot": self.snapshot,
+            "deleted_at": self.deleted_at,
+        }
+
     def revision(self) -> Revision:
         """The record as a Revision."""
         created = _parse(self.created)
@@ -70,7 +82,7 @@ class History:
         """A JSON-ready dict, keys sorted for stable bytes."""
         return {
             "version": STATE_VERSION,
-            "events": {k: dataclasses.asdict(v) for k, v in sorted(self.events.items())},
+            "events": {k: v.to_json() for k, v in sorted(self.events.items())},
             "news": dict(sorted(self.news.items())),
         }
 
@@ -94,6 +106,7 @@ def _stamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@functools.lru_cache(maxsize=4096)
 def _parse(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 

@@ -344,9 +344,13 @@ def _prune_empty(folder: Path, root: Path) -> None:
         folder = folder.parent
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically with sorted keys (stable bytes)."""
-    text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+def write_json(path: Path, data: Any, *, compact: bool = False) -> None:
+    """Write JSON atomically with sorted keys (stable bytes); ``compact`` for large state."""
+    if compact:
+        text = json.dumps(data, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    else:
+        text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False)
+    text += "\n"
     write_atomic(path, text.encode("utf-8"))
 
 
