@@ -55,20 +55,11 @@ def peak_of(cmd: list[str]) -> tuple[float, float]:
     return float(seconds), float(peak)
 
 
-def touch_one_news(data: Path, round_: int) -> None:
-    """Change the title of one news item in the middle of the file."""
-    path = data / "news.yaml"
+def touch_one(data: Path, kind: str, item_id: str, round_: int) -> None:
+    """Change the title of one item in the middle of its file."""
+    path = data / f"{kind}.yaml"
     text = path.read_text(encoding="utf-8")
-    marker = "  - id: news-000500\n    title: \""
-    assert marker in text
-    path.write_text(text.replace(marker, f"{marker}Edited {round_} ", 1), encoding="utf-8")
-
-
-def touch_one_event(data: Path, round_: int) -> None:
-    """Change the title of one event."""
-    path = data / "events.yaml"
-    text = path.read_text(encoding="utf-8")
-    marker = "  - id: event-000100\n    title: \""
+    marker = f'  - id: {item_id}\n    title: "'
     assert marker in text
     path.write_text(text.replace(marker, f"{marker}Edited {round_} ", 1), encoding="utf-8")
 
@@ -84,9 +75,9 @@ def measure(size: int, work: Path) -> list[tuple[str, float, float]]:
     shutil.rmtree(out, ignore_errors=True)
     rows.append(("cold build", *peak_of(build_cmd(data, out))))
     rows.append(("no-op rebuild", *peak_of(build_cmd(data, out))))
-    touch_one_news(data, 1)
+    touch_one(data, "news", "news-000500", 1)
     rows.append(("one news item changed", *peak_of(build_cmd(data, out))))
-    touch_one_event(data, 1)
+    touch_one(data, "events", "event-000100", 1)
     rows.append(("one event changed", *peak_of(build_cmd(data, out))))
     files = sum(1 for p in out.rglob("*") if p.is_file() and ".state" not in p.parts)
     rows.append((f"({files} files published)", 0.0, 0.0))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import pickle
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from cccn_feeds.publish import (
     Publisher,
     PublishReport,
     dump_pickle_atomic,
+    load_pickle,
     output_lock,
     read_json,
     read_manifest,
@@ -32,7 +32,7 @@ HISTORY = "history.json"
 LAST_BUILD = "build.json"
 STORE = "render-cache.pickle"
 OWNER = "owner.json"
-STORE_VERSION = 1
+STORE_VERSION = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,21 +103,13 @@ def code_key() -> str:
 
 def _read_store(path: Path) -> dict[str, Any]:
     """What earlier builds kept for reuse (rendered Markdown, serialised events)."""
-    try:
-        with path.open("rb") as handle:
-            data = pickle.load(handle)
-    except Exception:  # a damaged or foreign store is only a missed shortcut
-        return {}
-    if not isinstance(data, dict) or data.get("version") != STORE_VERSION:
-        return {}
-    store = data.get("store")
-    return store if isinstance(store, dict) else {}
+    return load_pickle(path, STORE_VERSION)
 
 
 def _write_store(path: Path, store: dict[str, Any], before: dict[str, Any]) -> None:
     markdown, known = store.get("markdown", {}), before.get("markdown", {})
     if store.keys() != before.keys() or markdown.keys() != known.keys():
-        dump_pickle_atomic(path, {"version": STORE_VERSION, "store": store})
+        dump_pickle_atomic(path, store, STORE_VERSION)
 
 
 def _stamp(value: datetime | None) -> str | None:

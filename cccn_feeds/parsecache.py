@@ -18,7 +18,6 @@ to the build; it is read with pickle, so the state folder must not be writable b
 from __future__ import annotations
 
 import hashlib
-import pickle
 import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -26,7 +25,7 @@ from zoneinfo import ZoneInfo
 from cccn_feeds.errors import DataError
 from cccn_feeds.load import parse_yaml, read_text
 from cccn_feeds.model import Content, Event, NewsItem
-from cccn_feeds.publish import dump_pickle_atomic
+from cccn_feeds.publish import dump_pickle_atomic, load_pickle
 from cccn_feeds.validate import (
     _Checker,
     display_path,
@@ -37,7 +36,7 @@ from cccn_feeds.validate import (
 )
 
 CACHE_NAME = "parse-cache.pickle"
-_VERSION = 2
+_VERSION = 3
 _COMMENT_OR_BLANK = re.compile(r"^\s*(?:#.*)?$")
 
 Item = NewsItem | Event
@@ -152,19 +151,11 @@ def save_pending(cache_path: Path) -> None:
     """Write what the last load of ``cache_path`` parsed anew (the caller holds the lock)."""
     used = PENDING.pop(cache_path, None)
     if used is not None:
-        dump_pickle_atomic(cache_path, {"version": _VERSION, "items": used})
+        dump_pickle_atomic(cache_path, used, _VERSION)
 
 
 def _read_cache(path: Path) -> dict[str, tuple[int, Item]]:
-    try:
-        with path.open("rb") as handle:
-            data = pickle.load(handle)
-    except Exception:  # a damaged or foreign cache is only a missed shortcut
-        return {}
-    if not isinstance(data, dict) or data.get("version") != _VERSION:
-        return {}
-    items = data.get("items")
-    return items if isinstance(items, dict) else {}
+    return load_pickle(path, _VERSION)
 
 
 def load_content_cached(data_dir: Path, tz: ZoneInfo, cache_path: Path) -> Content:
