@@ -126,7 +126,21 @@ def cmd_build(args: argparse.Namespace) -> int:
             for path in paths:
                 print(f"  {label:8} {settings.paths.output_dir / path}")
     print(f"built {result.summary()}")
+    _warn_local_base_url(settings)
     return EXIT_OK
+
+
+def _warn_local_base_url(settings: Any) -> None:
+    """A one-shot build for publication should not carry the local default address."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(settings.site.base_url).hostname or ""
+    if host in {"127.0.0.1", "localhost", "::1"}:
+        print(
+            f"note: the feeds give their address as {settings.site.base_url}; set [site] "
+            "base_url (or CCCN_BASE_URL) to the public address before publishing them",
+            file=sys.stderr,
+        )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
