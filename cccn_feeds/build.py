@@ -33,6 +33,7 @@ LAST_BUILD = "build.json"
 STORE = "render-cache.pickle"
 OWNER = "owner.json"
 STORE_VERSION = 2
+GLOBAL = "global-key"  # the settings and code the stored values were made with
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +108,15 @@ def _read_store(path: Path) -> dict[str, Any]:
 
 
 def _write_store(path: Path, store: dict[str, Any], before: dict[str, Any]) -> None:
+    """Keep this build's reusable values, once enough are new to be worth the rewrite.
+
+    A value missing from the store is only made again by the next build, so a handful of
+    new ones (one edited item) wait until more gather.
+    """
     markdown, known = store.get("markdown", {}), before.get("markdown", {})
-    if store.keys() != before.keys() or markdown.keys() != known.keys():
+    new = sum(1 for key in store if key not in before)
+    new += sum(1 for key in markdown if key not in known)
+    if new > max(16, (len(store) + len(markdown)) // 200) or (new and not before):
         dump_pickle_atomic(path, store, STORE_VERSION)
 
 
@@ -248,7 +256,10 @@ def _build_locked(
             (n.id for n in content.news),
         )
         broken = declared_broken(settings)
+        global_key = hashlib.sha256(repr((settings, chosen, code_key())).encode()).hexdigest()
         store = _read_store(state_dir / STORE) if not force else {}
+        if store.get(GLOBAL) != global_key:  # made under other settings or code
+            store = {}
         ctx = BuildContext(
             settings=settings,
             content=apply_link_policy(content, broken, settings.linkcheck.on_broken),
@@ -259,7 +270,7 @@ def _build_locked(
             broken_links=broken if settings.linkcheck.on_broken == "mark" else {},
             output_dir=None if force else settings.paths.output_dir,
             previous_keys=read_manifest(state_dir, "keys"),
-            global_key=hashlib.sha256(repr((settings, chosen, code_key())).encode()).hexdigest(),
+            global_key=global_key,
             store=store,
         )
         MEMO.begin(store.get("markdown", {}))
@@ -267,7 +278,11 @@ def _build_locked(
             for path, data in stream_all(ctx, chosen):
                 publisher.add(path, data)
             report = publisher.commit(ctx.output_keys)
-        _write_store(state_dir / STORE, {**ctx.used_store, "markdown": MEMO.used}, store)
+        _write_store(
+            state_dir / STORE,
+            {**ctx.used_store, "markdown": MEMO.used, GLOBAL: global_key},
+            store,
+        )
         if not advanced.history.same_records(previous):
             write_json(state_dir / HISTORY, advanced.history.to_json(), compact=True)
         write_json(

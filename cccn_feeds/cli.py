@@ -126,7 +126,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             for path in paths:
                 print(f"  {label:8} {settings.paths.output_dir / path}")
     print(f"built {result.summary()}")
-    _warn_local_base_url(settings)
+    if not args.quiet:
+        _warn_local_base_url(settings)
     return EXIT_OK
 
 

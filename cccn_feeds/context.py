@@ -105,6 +105,10 @@ class BuildContext:
         """The stored values this build used (the next build's store)."""
         return dict(self._stored)
 
+    def item_key(self, kind: Literal["news", "events"], item: NewsItem | Event) -> str:
+        """A hash of a news item or event as read from the data (the loader's, when known)."""
+        return self.content.keys.get(f"{kind}:{item.id}") or self.fingerprint(item)
+
     def fingerprint(self, value: object) -> str:
         """A stable hash of a value's repr, computed once per object per build."""
         memo = self._memo.setdefault("_fingerprints", {})

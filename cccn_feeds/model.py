@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -12,6 +14,7 @@ from zoneinfo import ZoneInfo
 Status = Literal["confirmed", "tentative", "cancelled"]
 
 
+@functools.lru_cache(maxsize=4096)
 def tag_slug(tag: str) -> str:
     """The slug of a tag for paths: ASCII letters and digits joined by hyphens.
 
@@ -163,6 +166,14 @@ class Event:
         """End of the last occurrence; None for a series without end."""
         if not self.rrule:
             return self.ends_at
+        key = (self.rrule, self.start, self.end, self.timezone.key, self.exdates)
+        if key not in _LAST_ENDS:
+            if len(_LAST_ENDS) > 65536:
+                _LAST_ENDS.clear()
+            _LAST_ENDS[key] = self._series_end()
+        return _LAST_ENDS[key]
+
+    def _series_end(self) -> datetime | None:
         if "COUNT=" not in self.rrule and "UNTIL=" not in self.rrule:
             return None
         excluded = {_instant(x, self.timezone) for x in self.exdates}
@@ -197,6 +208,9 @@ class Event:
         return rrulestr(text, dtstart=self.starts_at.replace(tzinfo=None), ignoretz=True)
 
 
+_LAST_ENDS: dict[tuple[object, ...], datetime | None] = {}  # a series' end, by its rule
+
+
 def _localize(naive: datetime, tz: ZoneInfo) -> datetime:
     """Attach a zone to a wall-clock time (the earlier reading of an ambiguous time)."""
     return naive.replace(tzinfo=tz, fold=0)
@@ -217,6 +231,9 @@ class Content:
     events: tuple[Event, ...]
     news_file: str = "data/news.yaml"
     events_file: str = "data/events.yaml"
+    # "news:<id>" / "events:<id>" -> a hash of the item's source text, when the loader
+    # knows it (incremental loading); renderers use it to tell what changed.
+    keys: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def news_by_id(self) -> dict[str, NewsItem]:
         """News items keyed by id."""

@@ -17,6 +17,7 @@ to the build; it is read with pickle, so the state folder must not be writable b
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from pathlib import Path
@@ -121,6 +122,7 @@ def _load_kind(
     tz: ZoneInfo,
     cache: dict[str, tuple[int, Item]],
     used: dict[str, tuple[int, Item]],
+    keys: dict[str, str],
 ) -> list[Item]:
     pieces = split_items(read_text(path, name), kind)
     if pieces is None:
@@ -134,6 +136,7 @@ def _load_kind(
             entry = (item.line, item)
         used[key] = entry
         relative, item = entry
+        keys[f"{kind}:{item.id}"] = key
         # Cached models are this build's own objects (fresh from the pickle): set the line
         # in place rather than copying 10,000 frozen objects.
         object.__setattr__(item, "line", relative + first - 1)
@@ -163,9 +166,12 @@ def load_content_cached(data_dir: Path, tz: ZoneInfo, cache_path: Path) -> Conte
     names = {key: display_path(data_dir / f"{key}.yaml") for key in ("news", "events")}
     cache = _read_cache(cache_path)
     used: dict[str, tuple[int, Item]] = {}
+    keys: dict[str, str] = {}
     try:
-        news = _load_kind("news", data_dir / "news.yaml", names["news"], tz, cache, used)
-        events = _load_kind("events", data_dir / "events.yaml", names["events"], tz, cache, used)
+        news = _load_kind("news", data_dir / "news.yaml", names["news"], tz, cache, used, keys)
+        events = _load_kind(
+            "events", data_dir / "events.yaml", names["events"], tz, cache, used, keys
+        )
         news_ids = {n.id for n in news}
         event_ids = {e.id for e in events}
         for item in news:
@@ -178,11 +184,15 @@ def load_content_cached(data_dir: Path, tz: ZoneInfo, cache_path: Path) -> Conte
                 raise _Fallback
     except (_Fallback, DataError):
         return load_content(data_dir, tz)
-    if used.keys() != cache.keys():
+    # Rewriting the cache costs more than parsing a few pieces again: a handful of new
+    # pieces waits until enough have gathered (they are parsed anew meanwhile).
+    misses = sum(1 for key in used if key not in cache)
+    if misses > max(16, len(used) // 200) or (misses and not cache):
         PENDING[cache_path] = used
-    return make_content(
+    content = make_content(
         [n for n in news if isinstance(n, NewsItem)],
         [e for e in events if isinstance(e, Event)],
         names["news"],
         names["events"],
     )
+    return dataclasses.replace(content, keys=keys)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
@@ -59,6 +59,38 @@ class FeedItem:
     where: str = ""
 
 
+class ItemSource:
+    """The FeedItems of one kind, each made the first time a page needs it.
+
+    Dates and input keys are known at once (they are cheap); the items themselves (text,
+    rendered Markdown) are made only for pages that are written, so a rebuild that reuses
+    most pages does not make most items.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[str], FeedItem],
+        updated: Mapping[str, datetime],
+        keys: Mapping[str, str],
+    ) -> None:
+        self._make, self._updated, self._keys = make, updated, keys
+        self._items: dict[str, FeedItem] = {}
+
+    def __getitem__(self, key: str) -> FeedItem:
+        item = self._items.get(key)
+        if item is None:
+            item = self._items[key] = self._make(key)
+        return item
+
+    def updated(self, key: str) -> datetime:
+        """The item's feed date (distinct within its kind)."""
+        return self._updated[key]
+
+    def input_key(self, key: str) -> str:
+        """Everything the item is made from besides settings and code."""
+        return self._keys[key]
+
+
 @dataclass(frozen=True, slots=True)
 class FeedDocument:
     """One feed (all its items, display order) before it is cut into pages."""
@@ -67,8 +99,14 @@ class FeedDocument:
     kind: Kind
     title: str
     description: str
-    items: tuple[FeedItem, ...]
+    ids: tuple[str, ...]  # the items' ids, display order
+    source: ItemSource
     empty_date: datetime  # the feed date when there is no item at all
+
+    @property
+    def items(self) -> tuple[FeedItem, ...]:
+        """Every item, made now if not yet."""
+        return tuple(self.source[key] for key in self.ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +115,14 @@ class FeedPage:
 
     doc: FeedDocument
     number: int  # 0 for the subscription document, else the archive page number
-    items: tuple[FeedItem, ...]  # display order
+    ids: tuple[str, ...]  # display order
     prev_archive: int  # number of the next older archive page, 0 if none
     next_archive: int  # number of the next newer archive page, 0 if none (or current)
+
+    @property
+    def items(self) -> tuple[FeedItem, ...]:
+        """The page's items, made now if not yet."""
+        return tuple(self.doc.source[key] for key in self.ids)
 
     @property
     def is_archive(self) -> bool:
@@ -93,9 +136,9 @@ class FeedPage:
     @property
     def updated(self) -> datetime:
         """The page's date: its newest item's feed date, never the clock."""
-        if not self.items:
+        if not self.ids:
             return self.doc.empty_date
-        return max(item.updated for item in self.items)
+        return max(self.doc.source.updated(key) for key in self.ids)
 
 
 def archive_path(base: str, number: int, ext: str) -> str:
@@ -113,9 +156,7 @@ def distinct_times(
     """
     seen = first_seen or {}
     far = datetime.max.replace(tzinfo=UTC)
-    ordered = sorted(
-        (d.replace(microsecond=0), seen.get(key, far), key) for key, d in dates
-    )
+    ordered = sorted((d.replace(microsecond=0), seen.get(key, far), key) for key, d in dates)
     result: dict[str, datetime] = {}
     previous: datetime | None = None
     for when, _seen, key in ordered:
@@ -138,15 +179,22 @@ def news_date(item: NewsItem) -> datetime:
     return item.date + timedelta(hours=12) if item.date_only else item.date
 
 
-def news_items(ctx: BuildContext) -> dict[str, FeedItem]:
-    """Every news item as a FeedItem, keyed by id."""
+def news_items(ctx: BuildContext) -> ItemSource:
+    """Every news item as a FeedItem (made on demand), keyed by id."""
     news = ctx.content.news
     first_seen = ctx.news_first_seen
     published = distinct_times(((n.id, news_date(n)) for n in news), first_seen)
     updated = distinct_times(
         ((n.id, max(n.updated or published[n.id], published[n.id])) for n in news), first_seen
     )
-    return {n.id: _news_item(ctx, n, published[n.id], updated[n.id]) for n in news}
+    by_id = {n.id: n for n in news}
+    keys = {
+        n.id: f"{ctx.item_key('news', n)}|{published[n.id]}|{updated[n.id]}|{ctx.is_broken(n.url)}"
+        for n in news
+    }
+    return ItemSource(
+        lambda key: _news_item(ctx, by_id[key], published[key], updated[key]), updated, keys
+    )
 
 
 def _news_item(
@@ -201,11 +249,18 @@ def event_link(ctx: BuildContext, event: Event) -> str:
     return event.url or ctx.url(f"events/{event.id}.ics")
 
 
-def event_items(ctx: BuildContext) -> dict[str, FeedItem]:
-    """Every forthcoming event as a FeedItem, keyed by id (dates distinct over all events)."""
+def event_items(ctx: BuildContext) -> ItemSource:
+    """Every forthcoming event as a FeedItem (made on demand), keyed by id (dates distinct
+    over all events)."""
     seen = {key: rev.first_seen for key, rev in ctx.revisions.items()}
     stamps = distinct_times(((e.id, event_feed_date(ctx, e)) for e in ctx.content.events), seen)
-    return {e.id: _event_item(ctx, e, stamps[e.id]) for e in ctx.forthcoming}
+    by_id = {e.id: e for e in ctx.forthcoming}
+    keys = {
+        # What is said of "when" follows the next occurrence, which the clock moves.
+        e.id: f"{ctx.item_key('events', e)}|{stamps[e.id]}|{e.next_start(ctx.now)}"
+        for e in ctx.forthcoming
+    }
+    return ItemSource(lambda key: _event_item(ctx, by_id[key], stamps[key]), stamps, keys)
 
 
 _STATUS_PREFIX = {"cancelled": "Cancelled: ", "tentative": "Tentative: ", "confirmed": ""}
@@ -367,39 +422,39 @@ def _documents(ctx: BuildContext) -> list[FeedDocument]:
     news = news_items(ctx)
     events = event_items(ctx)
     fixed = datetime(2025, 1, 1, tzinfo=site.tz)
-    news_empty = _newest((n.updated for n in news.values()), fixed)
+    news_empty = _newest((news.updated(n.id) for n in ctx.content.news), fixed)
     event_empty = _newest(
         (event_feed_date(ctx, e) for e in ctx.content.events), news_empty
     ).replace(microsecond=0)
-    news_order = tuple(news[n.id] for n in ctx.content.news)
-    event_order = tuple(events[e.id] for e in ctx.forthcoming)
+    news_order = tuple(n.id for n in ctx.content.news)
+    event_order = tuple(e.id for e in ctx.forthcoming)
     docs = [
         FeedDocument("news", "news", f"{site.title}: news", site.description, news_order,
-                     news_empty),
+                     news, news_empty),
         FeedDocument("events", "events", f"{site.title}: events",
-                     f"Forthcoming events. {site.description}", event_order, event_empty),
+                     f"Forthcoming events. {site.description}", event_order, events, event_empty),
     ]  # fmt: skip
     for slug, tag in ctx.news_tags.items():
-        items = tuple(news[n.id] for n in ctx.news_with_tag(slug))
         docs.append(
             FeedDocument(
                 f"tags/{slug}/news",
                 "news",
                 f"{site.title}: news on {tag}",
                 f"News tagged {tag}. {site.description}",
-                items,
+                tuple(n.id for n in ctx.news_with_tag(slug)),
+                news,
                 news_empty,
             )
         )
     for slug, tag in ctx.event_tags.items():
-        items = tuple(events[e.id] for e in ctx.events_with_tag(ctx.forthcoming, slug))
         docs.append(
             FeedDocument(
                 f"tags/{slug}/events",
                 "events",
                 f"{site.title}: events on {tag}",
                 f"Forthcoming events tagged {tag}. {site.description}",
-                items,
+                tuple(e.id for e in ctx.events_with_tag(ctx.forthcoming, slug)),
+                events,
                 event_empty,
             )
         )
@@ -408,10 +463,10 @@ def _documents(ctx: BuildContext) -> list[FeedDocument]:
 
 def pages(doc: FeedDocument, max_items: int) -> list[FeedPage]:
     """The subscription document, then archive pages 1..n (1 = oldest items)."""
-    if len(doc.items) <= max_items:
-        return [FeedPage(doc, 0, doc.items, 0, 0)]
-    current = doc.items[:max_items]
-    older = list(reversed(doc.items[max_items:]))  # oldest first
+    if len(doc.ids) <= max_items:
+        return [FeedPage(doc, 0, doc.ids, 0, 0)]
+    current = doc.ids[:max_items]
+    older = list(reversed(doc.ids[max_items:]))  # oldest first
     chunks = [older[i : i + max_items] for i in range(0, len(older), max_items)]
     count = len(chunks)
     result = [FeedPage(doc, 0, current, count, 0)]
@@ -433,7 +488,7 @@ def page_parts(ctx: BuildContext, page: FeedPage) -> list[str]:
         lambda: [
             doc.base, doc.kind, doc.title, doc.description, repr(doc.empty_date),
             str(page.number), str(page.prev_archive), str(page.next_archive),
-            *(ctx.fingerprint(item) for item in page.items),
+            *(doc.source.input_key(key) for key in page.ids),
         ],
     )  # fmt: skip
 

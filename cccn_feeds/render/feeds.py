@@ -8,6 +8,7 @@ per-entry ``xml:lang`` and explicit Atom text types. Every date comes from the i
 
 from __future__ import annotations
 
+import functools
 import html
 import posixpath
 import re
@@ -40,6 +41,7 @@ GENERATOR = "cccn-feeds"
 _PARSER = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
 
 
+@functools.cache
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 

@@ -338,11 +338,35 @@ def _link(ctx: BuildContext, url: str, label: str) -> Link | None:
 
 
 def event_view(ctx: BuildContext, event: Event, news_on_page: Mapping[str, NewsItem]) -> EventView:
-    """The view of one event for the page (linked to its news item when that is shown)."""
-    tz = ctx.site.tz
+    """The view of one event for the page (linked to its news item when that is shown).
+
+    Kept between builds under everything it is made from (a rebuild after one change
+    makes the views of the other events again for nothing otherwise).
+    """
     start, end = _occurrence(event, ctx.now)
-    details, where = _details(event), _where(event)
     news = news_on_page.get(event.news)
+    key = "|".join(
+        (
+            "html.event_view",
+            ctx.item_key("events", event),
+            repr((start, end)),
+            f"{news.id}\0{news.title}" if news else "",
+            str(ctx.is_broken(event.online)),
+            str(ctx.is_broken(event.url)),
+        )
+    )
+    return ctx.stored(key, lambda: _event_view(ctx, event, news, start, end))
+
+
+def _event_view(
+    ctx: BuildContext,
+    event: Event,
+    news: NewsItem | None,
+    start: date | datetime,
+    end: date | datetime,
+) -> EventView:
+    tz = ctx.site.tz
+    details, where = _details(event), _where(event)
     return EventView(
         id=event.id,
         title=event.title,
@@ -571,10 +595,10 @@ def page_parts(ctx: BuildContext) -> list[str]:
     """Everything ``index.html`` depends on besides settings and code (see ``ctx.keyed``)."""
     limits = ctx.settings.page
     parts = [str(len(ctx.content.news)), repr(sorted(ctx.broken_links.items()))]
-    parts += [ctx.fingerprint(n) for n in ctx.content.news[: limits.max_news]]
+    parts += [ctx.item_key("news", n) for n in ctx.content.news[: limits.max_news]]
     for group in (ctx.forthcoming, ctx.recent_past[: limits.max_past_events]):
         parts.append("|")
-        parts += [ctx.fingerprint(e) + repr(_occurrence(e, ctx.now)) for e in group]
+        parts += [ctx.item_key("events", e) + repr(_occurrence(e, ctx.now)) for e in group]
     parts.append(repr(ctx.catalog))
     return parts
 

@@ -139,7 +139,7 @@ _END = b"END:VCALENDAR\r\n"
 
 def _event_key(ctx: BuildContext, event: Item) -> str:
     """Everything one VEVENT depends on besides settings and code."""
-    return ctx.fingerprint(event) + ctx.fingerprint(revision(ctx, event))
+    return ctx.item_key("events", event) + ctx.fingerprint(revision(ctx, event))
 
 
 def _single(ctx: BuildContext, event: Item, blocks: dict[str, bytes]) -> bytes:
