@@ -63,11 +63,27 @@ def utcnow() -> datetime:
 
 
 def apply_link_policy(content: Content, broken: dict[str, str], policy: str) -> Content:
-    """With ``on_broken = "drop"``, leave declared-broken article links out; items stay."""
+    """With ``on_broken = "drop"``, leave every declared-broken address out of the outputs
+    (a news item's ``url`` and ``image``, an event's ``url`` and ``online``); items stay."""
     if policy != "drop" or not broken:
         return content
-    news = tuple(dataclasses.replace(n, url="") if n.url in broken else n for n in content.news)
-    return dataclasses.replace(content, news=news)
+
+    def keep(url: str) -> str:
+        return "" if url in broken else url
+
+    news = tuple(
+        dataclasses.replace(n, url=keep(n.url), image=keep(n.image))
+        if n.url in broken or n.image in broken
+        else n
+        for n in content.news
+    )
+    events = tuple(
+        dataclasses.replace(e, url=keep(e.url), online=keep(e.online))
+        if e.url in broken or e.online in broken
+        else e
+        for e in content.events
+    )
+    return dataclasses.replace(content, news=news, events=events)
 
 
 def fingerprint(settings: Settings, renderers: tuple[str, ...]) -> str:

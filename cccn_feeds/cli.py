@@ -169,15 +169,26 @@ def cmd_check_links(args: argparse.Namespace) -> int:
     """cccn-feeds check-links."""
     from cccn_feeds.linkcheck import run_cli
 
-    settings = settings_from(args)
-    return int(
-        run_cli(
-            settings,
-            json_path=args.json,
-            now=parse_now(args.now, settings.site.tz),
-            progress=not args.no_progress,
+    try:
+        settings = settings_from(args)
+        return int(
+            run_cli(
+                settings,
+                json_path=args.json,
+                now=parse_now(args.now, settings.site.tz),
+                progress=not args.no_progress,
+            )
         )
-    )
+    except DataError as exc:
+        # Exit 1 means "a link is declared broken"; a problem with the command's input is
+        # a usage error here, so scripts can tell the two apart.
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print("nothing was checked", file=sys.stderr)
+        return EXIT_USAGE
+    except CccnError as exc:
+        print(f"cccn-feeds: {exc}; nothing was checked", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -48,14 +48,29 @@ BINARY_EXTENSIONS = frozenset({
 _TITLE_RE = re.compile(rb"<title\b[^>]*>(.*?)</title\s*>", re.I | re.S)
 _HEADING_RE = re.compile(rb"<h[1-6]\b[^>]*>(.*?)</h[1-6]\s*>", re.I | re.S)
 _TAG_RE = re.compile(r"<[^>]*>")
-_SOFT_404_RE = re.compile(
-    r"(?<![\d.,])404(?![\d.,])|\bnot\s+found\b|\bpage\s+(?:does\s+not|doesn't)\s+exist"
-    r"|\bno\s+longer\s+(?:exists|available)\b|\bintrouvable\b|n['’]existe\s+(?:pas|plus)"
-    r"|\bnon\s+trouv[ée]e?s?\b|\bnicht\s+gefunden\b|\bexistiert\s+nicht\b"
-    r"|\bnet\s+fonnt\b|\bno\s+encontrad[ao]\b|\bnon\s+trovat[ao]\b|\bniet\s+gevonden\b"
-    r"|\bnão\s+encontrad[ao]\b",
+# A title or heading says "not found" when one of its parts (split at the separators
+# sites put between page name and site name) is nothing but such a phrase; an article
+# whose title merely contains the words ("404 patients enrolled", "no longer available
+# in Luxembourg") is not taken for one.
+_SEGMENT_SPLIT = re.compile(r"\s+[|–—:·•»-]\s+|\s*[|–—·•»]\s*")
+_SOFT_404_SEGMENT = re.compile(
+    r"(?:oops[!.,]?\s*)?(?:sorry[!.,]?\s*)?(?:(?:http\s+)?error\s*)?(?:404\s*)?(?:error\s*)?"
+    r"(?:[-:]\s*)?(?:"
+    r"(?:(?:the|this|that)\s+)?(?:(?:page|file|document|content|article|resource)\s+)?"
+    r"(?:you\s+(?:requested|are\s+looking\s+for)\s+)?"
+    r"(?:(?:was\s+|is\s+)?not\s+found|(?:could\s+not|can['’]?t|cannot)\s+be\s+found"
+    r"|(?:does\s+not|doesn['’]t)\s+exist(?:\s+any\s*more)?|no\s+longer\s+(?:exists|available))"
+    r"|(?:(?:cette\s+)?page\s+)?(?:est\s+)?introuvable|page\s+non\s+trouv[ée]e"
+    r"|(?:cette\s+)?page\s+n['’]existe\s+(?:pas|plus)"
+    r"|(?:(?:die\s+)?seite\s+)?(?:wurde\s+)?nicht\s+gefunden|(?:die\s+)?seite\s+existiert\s+nicht"
+    r"|(?:s[äa]it\s+)?net\s+fonnt|p[aá]gina\s+no\s+encontrada|pagina\s+non\s+trovata"
+    r"|pagina\s+niet\s+gevonden|p[aá]gina\s+n[aã]o\s+encontrada"
+    r")",
     re.I,
 )
+_BARE_404 = re.compile(r"(?:(?:http\s+)?error\s*)?404(?:\s*error)?", re.I)
+
+
 _NOT_FOUND_PATH_RE = re.compile(r"/(?:404|not[-_]?found|page[-_]?not[-_]?found)(?:\.\w+)?/?$", re.I)
 _HOME_PATH_RE = re.compile(r"^/?(?:[a-z]{2}(?:[-_][a-z]{2})?/)?(?:index\.\w+)?$", re.I)
 
@@ -159,7 +174,19 @@ def backoff_delay(base: float, attempt: int) -> float:
 
 def soft_404_text(*texts: str) -> bool:
     """Whether a page's title or first heading says it is a "not found" page."""
-    return any(_SOFT_404_RE.search(text) for text in texts if text)
+    for text in texts:
+        for segment in _SEGMENT_SPLIT.split(" ".join(text.split())):
+            segment = segment.strip(" .!")
+            if not segment or not re.search(
+                r"404|found|exist|introuvable|trouv|gefunden|fonnt"
+                r"|encontrad|trovat|gevonden|available",
+                segment,
+                re.I,
+            ):
+                continue
+            if _BARE_404.fullmatch(segment) or _SOFT_404_SEGMENT.fullmatch(segment):
+                return True
+    return False
 
 
 def _clean(raw: bytes, charset: str) -> str:
@@ -215,16 +242,24 @@ class Slots:
 
     gate: HostGate[Any]
     held: str | None = None
+    queue_limit: float = 90.0  # the longest a request may wait for a slot on a busy host
+    waited: float = 0.0  # time spent waiting for slots, not charged to the link's deadline
 
     @contextlib.contextmanager
     def request(self, host: str, deadline: float) -> Iterator[None]:
-        """Hold a slot on ``host`` for one request."""
+        """Hold a slot on ``host`` for one request.
+
+        Waiting for a slot (a redirect to a host that other links keep busy) is politeness,
+        not slowness of the link: it moves the link's deadline instead of using it up.
+        """
         if self.held == host:
             self.held = None
         else:
             self.close()
-            if not self.gate.acquire(host, deadline):
-                raise DeadlineExceeded(f"no free slot for {host} before the deadline")
+            began = time.monotonic()
+            if not self.gate.acquire(host, began + self.queue_limit):
+                raise DeadlineExceeded(f"no free slot for {host} in {self.queue_limit:g} s")
+            self.waited += time.monotonic() - began
         try:
             yield
         finally:
@@ -337,7 +372,7 @@ class Checker:
         """Check one link with retries; ``held`` is a slot already started for its host."""
         started = time.monotonic()
         deadline = started + self.cfg.deadline
-        slots = Slots(self.gate, held)
+        slots = Slots(self.gate, held, queue_limit=max(30.0, 3 * self.cfg.deadline))
         attempt = 0
         try:
             while True:
@@ -349,7 +384,7 @@ class Checker:
                     wait = backoff_delay(self.cfg.backoff, attempt)
                 elif result.outcome.hops:
                     self.gate.defer(host_key(result.outcome.final_url), wait)
-                if time.monotonic() + wait >= deadline:
+                if time.monotonic() + wait >= deadline + slots.waited:
                     result.outcome.detail += " (no time left to retry)"
                     break
                 slots.close()
@@ -411,8 +446,10 @@ class Checker:
         """One request: status, headers that matter, and a page's title and heading."""
         target = urldefrag(url)[0]
         with slots.request(host_key(url), deadline):
+            deadline += slots.waited
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining < min(1.0, self.cfg.timeout / 4):
+                # Too little left for an answer: do not load the server for nothing.
                 raise DeadlineExceeded("the deadline passed before the request")
             wait = min(self.cfg.timeout, remaining)
             resp = self.session.request(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -203,3 +204,35 @@ class TestDamagedState:
         (settings.paths.state_dir / "history.json").write_text(damage)
         with pytest.raises(CccnError, match="history is damaged"):
             build(settings, now=EXAMPLE_NOW, force=True)
+
+
+class TestBrokenLinkPolicy:
+    """``on_broken = "drop"`` leaves every declared-broken address out; items stay."""
+
+    def test_drop_removes_every_broken_address(self, settings: Settings) -> None:
+        from cccn_feeds.publish import write_json
+
+        broken = [
+            "https://example.org/news/designation",
+            "https://example.org/img/designation.jpg",
+            "https://example.org/webinar",
+            "https://example.org/events/conference-2027",
+        ]
+        dropping = settings.replace("linkcheck", on_broken="drop")
+        write_json(
+            dropping.paths.state_dir / "linkcheck.json",
+            {
+                "version": 1,
+                "links": {u: {"verdict": "broken", "declared_broken": True} for u in broken},
+            },
+        )
+        build(dropping, now=EXAMPLE_NOW)
+        out = dropping.paths.output_dir
+        for path in out.rglob("*"):
+            if path.is_file() and ".state" not in path.parts:
+                text = path.read_text(encoding="utf-8")
+                for url in broken:  # the address itself, not a longer one that starts alike
+                    found = re.search(re.escape(url) + r"(?![\w/.-])", text)
+                    assert found is None, f"{url} in {path.relative_to(out)}"
+        assert "Example: the Luxembourg CCC joins" in (out / "news.rss").read_text()
+        assert "weekly tumour board webinar" in (out / "events.ics").read_text()

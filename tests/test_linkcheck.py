@@ -193,6 +193,8 @@ class FaultHandler(BaseHTTPRequestHandler):
         elif path.startswith("/pool/"):
             time.sleep(0.15)
             self.page("Pooled", "Pooled")
+        elif path.startswith("/to-pool/"):
+            self.send(301, Location=self.server.outside + path[len("/to-pool/") :])
         else:
             self.send(404, b"missing")
 
@@ -297,6 +299,27 @@ def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultRun]:
 
 
 # --------------------------------------------------------------------------- verdicts
+
+
+class TestQueueing:
+    """Waiting politely for a busy host's slot is not the link's slowness."""
+
+    def test_redirects_into_a_busy_host_are_not_timeouts(self, tmp_path: Path) -> None:
+        entry, target = FaultServer("127.0.0.21"), FaultServer("127.0.0.22")
+        entry.outside = target.url("/pool/")
+        try:
+            links = uses([entry.url(f"/to-pool/{n}") for n in range(12)])
+            # One slot on the target, 12 links at 0.15 s each: 1.8 s of queueing, a 0.8 s
+            # deadline per link.
+            settings = fast_settings(
+                tmp_path, concurrency=12, per_host=1, deadline=0.8, timeout=0.8, retries=0
+            )
+            result = check_links(links, settings)
+        finally:
+            entry.stop()
+            target.stop()
+        assert {o.verdict for o in result.outcomes.values()} == {"moved"}
+        assert target.rec.peak == 1
 
 
 class TestVerdicts:
@@ -527,12 +550,18 @@ class TestRetryAfter:
     @pytest.mark.parametrize(
         "text",
         ["Page not found", "404", "Erreur 404 - page introuvable", "Seite nicht gefunden",
-         "Cette page n'existe pas", "Säit net fonnt"],
+         "Cette page n'existe pas", "Säit net fonnt", "Page not found – Example Institute",
+         "Oops! That page can’t be found.", "HTTP Error 404 - Not Found"],
     )  # fmt: skip
     def test_soft_404_words(self, text: str) -> None:
         assert soft_404_text(text)
 
-    @pytest.mark.parametrize("text", ["Designation announced", "1404 patients", "Findings"])
+    @pytest.mark.parametrize(
+        "text",
+        ["Designation announced", "1404 patients", "Findings",
+         "404 patients enrolled in the trial", "Cancer drug no longer available in Luxembourg",
+         "Why a cure is not found yet", "Le médicament n'existe plus", "Found | Site"],
+    )  # fmt: skip
     def test_ordinary_titles_are_not_soft_404(self, text: str) -> None:
         assert not soft_404_text(text)
 
