@@ -93,9 +93,7 @@ def stream(ctx: BuildContext) -> Iterator[tuple[str, Output]]:
     blocks: dict[str, bytes] = {}  # each VEVENT is serialised once, then reused
     yield (
         "events.ics",
-        calendar_bytes(
-            ctx, subscribed, f"{title}: events", ctx.site.description, ctx.url("events.ics"), blocks
-        ),
+        _calendar(ctx, "events.ics", subscribed, f"{title}: events", ctx.site.description, blocks),
     )
     for event in ctx.content.events:
         path = f"events/{event.id}.ics"
@@ -110,15 +108,29 @@ def stream(ctx: BuildContext) -> Iterator[tuple[str, Output]]:
         path = f"tags/{slug}/events.ics"
         yield (
             path,
-            calendar_bytes(
+            _calendar(
                 ctx,
+                path,
                 ctx.events_with_tag(subscribed, slug),
                 f"{title}: events on {tag}",
                 f"Events on {tag}. {ctx.site.description}",
-                ctx.url(path),
                 blocks,
             ),
         )
+
+
+def _calendar(
+    ctx: BuildContext,
+    path: str,
+    events: tuple[Item, ...],
+    name: str,
+    description: str,
+    blocks: dict[str, bytes],
+) -> Output:
+    """A subscription calendar, reused when none of its events or their revisions changed."""
+    parts = [name, description, *(_event_key(ctx, e) for e in events)]
+    make = partial(calendar_bytes, ctx, events, name, description, ctx.url(path), blocks)
+    return ctx.keyed(path, parts, make)
 
 
 def render(ctx: BuildContext) -> dict[str, Output]:
