@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cccn_feeds.codekey import code_key
 from cccn_feeds.context import BuildContext
 from cccn_feeds.errors import CccnError
 from cccn_feeds.history import History, advance
@@ -71,19 +72,20 @@ def apply_link_policy(content: Content, broken: dict[str, str], policy: str) -> 
     def keep(url: str) -> str:
         return "" if url in broken else url
 
-    news = tuple(
-        dataclasses.replace(n, url=keep(n.url), image=keep(n.image))
-        if n.url in broken or n.image in broken
-        else n
-        for n in content.news
-    )
-    events = tuple(
-        dataclasses.replace(e, url=keep(e.url), online=keep(e.online))
-        if e.url in broken or e.online in broken
-        else e
-        for e in content.events
-    )
-    return dataclasses.replace(content, news=news, events=events)
+    keys = dict(content.keys)  # a changed item is no longer what its source text says
+    news = []
+    for item in content.news:
+        if item.url in broken or item.image in broken:
+            item = dataclasses.replace(item, url=keep(item.url), image=keep(item.image))
+            keys.pop(f"news:{item.id}", None)
+        news.append(item)
+    events = []
+    for event in content.events:
+        if event.url in broken or event.online in broken:
+            event = dataclasses.replace(event, url=keep(event.url), online=keep(event.online))
+            keys.pop(f"events:{event.id}", None)
+        events.append(event)
+    return dataclasses.replace(content, news=tuple(news), events=tuple(events), keys=keys)
 
 
 def fingerprint(settings: Settings, renderers: tuple[str, ...]) -> str:
@@ -104,17 +106,6 @@ def fingerprint(settings: Settings, renderers: tuple[str, ...]) -> str:
         digest.update(b"\0")
     digest.update(repr(sorted(declared_broken(settings).items())).encode())
     digest.update(code_key().encode())
-    return digest.hexdigest()
-
-
-def code_key() -> str:
-    """A hash naming this version of the package's code, templates and static files."""
-    digest = hashlib.sha256()
-    package = Path(__file__).resolve().parent
-    for path in sorted(package.rglob("*")):
-        if path.suffix in {".py", ".j2", ".html", ".xsl", ".css", ".json", ".opml"}:
-            info = path.stat()
-            digest.update(f"{path.relative_to(package)}:{info.st_size}:{info.st_mtime_ns}".encode())
     return digest.hexdigest()
 
 
@@ -220,7 +211,7 @@ def build(
             output=str(settings.paths.output_dir),
             skipped=True,
         )
-    content = prepare(settings)
+    content = prepare(settings, cache=not force)
     try:
         return _build_locked(settings, content, moment, chosen, print_, force, lock_wait)
     except OSError as exc:

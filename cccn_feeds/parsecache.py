@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from cccn_feeds.codekey import code_key
 from cccn_feeds.errors import DataError
 from cccn_feeds.load import parse_yaml, read_text
 from cccn_feeds.model import Content, Event, NewsItem
@@ -90,7 +91,7 @@ class _Fallback(Exception):
 
 def _piece_key(kind: str, tz: ZoneInfo, text: str) -> str:
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{_VERSION}\0{kind}\0{tz.key}\0".encode())
+    digest.update(f"{_VERSION}\0{code_key()}\0{kind}\0{tz.key}\0".encode())
     digest.update(text.encode())
     return digest.hexdigest()
 

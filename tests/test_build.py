@@ -219,6 +219,7 @@ class TestBrokenLinkPolicy:
             "https://example.org/events/conference-2027",
         ]
         dropping = settings.replace("linkcheck", on_broken="drop")
+        build(dropping, now=EXAMPLE_NOW)  # first without broken links, then with them
         write_json(
             dropping.paths.state_dir / "linkcheck.json",
             {
@@ -236,3 +237,8 @@ class TestBrokenLinkPolicy:
                     assert found is None, f"{url} in {path.relative_to(out)}"
         assert "Example: the Luxembourg CCC joins" in (out / "news.rss").read_text()
         assert "weekly tumour board webinar" in (out / "events.ics").read_text()
+        # A recovered link comes back.
+        write_json(dropping.paths.state_dir / "linkcheck.json", {"version": 1, "links": {}})
+        build(dropping, now=EXAMPLE_NOW)
+        assert "https://example.org/webinar" in (out / "events.ics").read_text()
+        assert "https://example.org/news/designation" in (out / "news.rss").read_text()
