@@ -187,7 +187,7 @@ def cmd_check_links(args: argparse.Namespace) -> int:
         print("nothing was checked", file=sys.stderr)
         return EXIT_USAGE
     except CccnError as exc:
-        print(f"cccn-feeds: {exc}; nothing was checked", file=sys.stderr)
+        print(f"cccn-feeds: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -9,6 +9,7 @@ status is recorded. Every read has a socket timeout and the whole check a deadli
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import html
 import random
@@ -212,6 +213,10 @@ def read_title(
     if ctype and "html" not in ctype and "xml" not in ctype:
         return "", ""
     charset = resp.encoding if resp.encoding and "charset" in ctype else "utf-8"
+    try:
+        codecs.lookup(charset)
+    except LookupError:  # a label no codec knows: the page is still there
+        charset = "utf-8"
     buf = bytearray()
     title = heading = None
     while len(buf) < limit and (title is None or heading is None):

@@ -423,7 +423,16 @@ def load_settings(
                 [Problem(str(path), None, "", "configuration file not found; check --config")]
             )
     if path is not None:
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(
+                [Problem(str(path), None, "", "not valid UTF-8; save the file as UTF-8")]
+            ) from None
+        except OSError as exc:
+            raise ConfigError(
+                [Problem(str(path), None, "", f"cannot read: {exc.strerror or exc}")]
+            ) from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -32,6 +32,8 @@ _RRULE_KEYS = {
 }  # fmt: skip
 _FREQS = {"SECONDLY", "MINUTELY", "HOURLY", "DAILY", "WEEKLY", "MONTHLY", "YEARLY"}
 MAX_TITLE = 500
+MAX_COUNT = 5000  # occurrences of one series (a weekly meeting for 95 years)
+YEARS = (1900, 2200)  # dates outside are typing mistakes (and break calendar programs)
 
 NEWS_FIELDS = (
     "id", "title", "date", "url", "source", "summary", "body", "tags", "lang", "image",
@@ -157,6 +159,8 @@ def parse_when(
         day = date(int(g["y"]), int(g["mo"]), int(g["d"]))
     except ValueError as exc:
         raise ck.fail(line, path, f"{text!r} is not a real date ({exc})") from None
+    if not YEARS[0] <= day.year <= YEARS[1]:
+        raise ck.fail(line, path, f"{text!r}: the year must be from {YEARS[0]} to {YEARS[1]}")
     if g["h"] is None:
         if not allow_date:
             raise ck.fail(line, path, f"{text!r} needs a time too, such as {text}T09:00")
@@ -566,11 +570,23 @@ def check_rrule(
                 )
         elif not re.fullmatch(r"\d{8}", until):
             raise ck.fail(line, path, f"UNTIL={until} must be a date such as 20261231")
+    for key, low, high in (("COUNT", 1, MAX_COUNT), ("INTERVAL", 1, 1000)):
+        if key in parts and not (parts[key].isdigit() and low <= int(parts[key]) <= high):
+            raise ck.fail(line, path, f"{key}={parts[key]} must be a number from {low} to {high}")
     normal = ";".join(f"{k}={v}" for k, v in parts.items())
     try:
         naive = start if not isinstance(start, datetime) else start.replace(tzinfo=None)
         dtstart = naive if isinstance(naive, datetime) else datetime.combine(naive, time(0))
-        rrulestr(normal.replace("Z", "") if "UNTIL" in parts else normal, dtstart=dtstart)
+        rule: Any = rrulestr(
+            normal.replace("Z", "") if "UNTIL" in parts else normal, dtstart=dtstart
+        )
+        if "UNTIL" in parts and next(iter(rule), None) is None:
+            raise ck.fail(line, path, f"UNTIL={parts['UNTIL']} leaves no date after the start")
+        # A rule that never matches (BYMONTH=2;BYMONTHDAY=30) would be searched for years on
+        # every build: look for a first date within the next ten years only.
+        window = rule.replace(count=None, until=dtstart + timedelta(days=3660))
+        if next(iter(window), None) is None:
+            raise ck.fail(line, path, "never happens in the next ten years; check the rule")
     except (ValueError, TypeError) as exc:
         raise ck.fail(line, path, f"not a valid RRULE: {exc}") from None
     return normal

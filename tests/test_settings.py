@@ -112,6 +112,12 @@ class TestErrors:
             load_settings(path, environ={})
         assert caught.value.problems[0].line == 2
 
+    def test_unreadable_file(self, tmp_path: Path) -> None:
+        path = _write(tmp_path, "")
+        path.write_bytes(b"[site]\ntitle = '\xff'\n")
+        with pytest.raises(ConfigError, match="not valid UTF-8"):
+            load_settings(path, environ={})
+
     def test_missing_file(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="configuration file not found"):
             load_settings(tmp_path / "nope.toml", environ={})
