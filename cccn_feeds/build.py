@@ -292,10 +292,13 @@ def _build_locked(
         )
         if not advanced.history.same_records(previous):
             write_json(state_dir / HISTORY, advanced.history.to_json(), compact=True)
+        # A data file saved while this build ran: the output may not match what was
+        # fingerprinted, so the next build must not be skipped.
+        settled = fingerprint(settings, chosen) == print_
         write_json(
             state_dir / LAST_BUILD,
             {
-                "fingerprint": print_,
+                "fingerprint": print_ if settled else "",
                 "now": _stamp(moment),
                 "valid_until": _stamp(ctx.next_change()),
                 "news": len(content.news),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import html
 import re
 from collections.abc import Callable
 from functools import lru_cache
@@ -22,7 +21,6 @@ _ALLOWED_ATTRIBUTES = {
     "td": {"align"},
     "th": {"align"},
 }
-_URL_ATTR = re.compile(r'(?P<attr>\b(?:href|src))="(?P<url>[^"]*)"')
 
 
 @lru_cache(maxsize=1)
@@ -33,18 +31,6 @@ def _markdown() -> Any:
     return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
         ["table", "strikethrough"]
     )
-
-
-def absolutize(html_text: str, base: str) -> str:
-    """Make every href and src absolute against ``base`` (readers break on relative links)."""
-    if not base:
-        return html_text
-
-    def fix(match: re.Match[str]) -> str:
-        url = html.unescape(match["url"])
-        return f'{match["attr"]}="{html.escape(urljoin(base, url), quote=True)}"'
-
-    return _URL_ATTR.sub(fix, html_text)
 
 
 class _Memo:
@@ -91,36 +77,36 @@ def markdown_text(text: str) -> str:
 
 
 def _markdown_html(text: str, base: str) -> str:
-    if not text.strip():
-        return ""
     import nh3
 
-    rendered = _markdown().render(text)
+    def absolute(_tag: str, attribute: str, value: str) -> str:
+        # Readers break on relative links: every href and src is made absolute.
+        return urljoin(base, value) if base and attribute in {"href", "src"} else value
+
     clean = nh3.clean(
-        rendered,
+        _markdown().render(text),
         tags=_ALLOWED_TAGS,
         attributes=_ALLOWED_ATTRIBUTES,
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer",
+        attribute_filter=absolute,
     )
-    return absolutize(clean, base).strip()
+    return clean.strip()
 
 
 def _markdown_text(text: str) -> str:
-    if not text.strip():
-        return ""
     tokens = _markdown().parse(text)
     out: list[str] = []
     for token in tokens:
         if token.type == "inline":
             out.append(_inline_text(token.children or []))
         elif token.type in {"fence", "code_block"}:
-            out.append(token.content.rstrip("\n"))
+            out.append(token.content.rstrip("\n") + "\n\n")
         elif token.type == "list_item_open":
             out.append("- ")
         elif token.type == "paragraph_close" or token.type.startswith("heading_close"):
             out.append("\n\n")
-        elif token.type in {"fence", "hr"}:
+        elif token.type == "hr":
             out.append("\n")
     joined = "".join(out)
     joined = re.sub(r"- \n*", "- ", joined)
