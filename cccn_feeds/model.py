@@ -78,11 +78,6 @@ class NewsItem:
     event: str = ""
     line: int = field(default=0, compare=False, repr=False)  # where it is in its YAML file
 
-    @property
-    def modified(self) -> datetime:
-        """When the item last changed: ``updated``, else ``date``."""
-        return self.updated or self.date
-
 
 @dataclass(frozen=True, slots=True)
 class Event:
@@ -111,7 +106,6 @@ class Event:
     updated: datetime | None = None
     news: str = ""
     line: int = field(default=0, compare=False, repr=False)  # where it is in its YAML file
-    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @property
     def dtend_exclusive(self) -> date | datetime:
@@ -234,11 +228,3 @@ class Content:
     # "news:<id>" / "events:<id>" -> a hash of the item's source text, when the loader
     # knows it (incremental loading); renderers use it to tell what changed.
     keys: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
-
-    def news_by_id(self) -> dict[str, NewsItem]:
-        """News items keyed by id."""
-        return {n.id: n for n in self.news}
-
-    def events_by_id(self) -> dict[str, Event]:
-        """Events keyed by id."""
-        return {e.id: e for e in self.events}

@@ -27,8 +27,6 @@ from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from cccn_feeds.settings import Settings, parse_duration
-
 ACCESS_LOG = logging.getLogger("cccn_feeds.access")
 
 # Extension -> (media type, cache kind). The nginx snippet in deploy/ mirrors this table.
@@ -400,17 +398,3 @@ def _log_safe(text: str) -> str:
     return _UNSAFE_LOG.sub(
         lambda m: "\\" + m[0] if m[0] in '"\\' else f"\\x{ord(m[0]):02x}", text
     )
-
-
-def make_app(settings: Settings, health: Health | None = None) -> WSGIApp:
-    """The app that ``serve`` runs: the output folder, /healthz, and an access log."""
-    from cccn_feeds.linkstate import state_path
-
-    private = [settings.paths.state_dir, state_path(settings)]
-    app = OutputApp(
-        settings.paths.output_dir,
-        private=private,
-        calendar_max_age=parse_duration(settings.calendar.refresh),
-        health=health,
-    )
-    return AccessLog(app)

@@ -37,13 +37,3 @@ def stream_all(
         else:
             render: Renderer = module.render
             yield from render(ctx).items()
-
-
-def render_all(ctx: BuildContext, names: tuple[str, ...] = RENDERERS) -> dict[str, Output]:
-    """Run every renderer and merge their outputs; two claiming one path is a bug."""
-    outputs: dict[str, Output] = {}
-    for path, data in stream_all(ctx, names):
-        if path in outputs:
-            raise RuntimeError(f"two renderers both produce {path}")
-        outputs[path] = data
-    return outputs

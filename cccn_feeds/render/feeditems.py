@@ -31,7 +31,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from cccn_feeds.context import BuildContext
-from cccn_feeds.model import Event, NewsItem, tag_slug
+from cccn_feeds.model import Event, NewsItem
 from cccn_feeds.text import first_sentence_summary, markdown_html, markdown_text
 
 Kind = Literal["news", "events"]
@@ -102,11 +102,6 @@ class FeedDocument:
     ids: tuple[str, ...]  # the items' ids, display order
     source: ItemSource
     empty_date: datetime  # the feed date when there is no item at all
-
-    @property
-    def items(self) -> tuple[FeedItem, ...]:
-        """Every item, made now if not yet."""
-        return tuple(self.source[key] for key in self.ids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,11 +488,6 @@ def page_parts(ctx: BuildContext, page: FeedPage) -> list[str]:
     )  # fmt: skip
 
 
-def tag_slugs(tags: Iterable[str]) -> list[str]:
-    """Slugs of tags, in order, without repeats."""
-    return list(dict.fromkeys(tag_slug(t) for t in tags))
-
-
 def plain_title(text: str) -> str:
     """Plain text that no reader or validator mistakes for HTML, with the same visible text.
 
@@ -509,6 +499,3 @@ def plain_title(text: str) -> str:
     return re.sub(r"&(?=#?\w)", "&\u2060", text)
 
 
-def site_links(ctx: BuildContext) -> Mapping[str, str]:
-    """Absolute addresses the renderers share: the site, the stylesheet."""
-    return {"site": ctx.site.link, "stylesheet": ctx.url(STYLESHEET)}
