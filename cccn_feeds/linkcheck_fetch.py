@@ -82,15 +82,15 @@ class DeadlineExceeded(Exception):
 
 @dataclass(frozen=True, slots=True)
 class FetchConfig:
-    """How one link is checked (from the [linkcheck] settings)."""
+    """How one link is checked; made from the [linkcheck] settings, which hold the defaults."""
 
-    timeout: float = 10.0
-    deadline: float = 30.0
-    retries: int = 2
-    backoff: float = 0.5
-    retry_after_max: float = 60.0
-    max_redirects: int = 10
-    accept: frozenset[int] = frozenset({200, 203, 204, 206})
+    timeout: float
+    deadline: float
+    retries: int
+    backoff: float
+    retry_after_max: float
+    max_redirects: int
+    accept: frozenset[int]
     read_limit: int = READ_LIMIT
 
 
