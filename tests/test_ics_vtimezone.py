@@ -116,3 +116,39 @@ def test_any_text_round_trips_on_one_property(text: str) -> None:
         line.decode("utf-8")
     back = icalendar.Event.from_ical(data)
     assert str(back["SUMMARY"]) == ics.clean(text)
+
+
+# Our fold must give icalendar's bytes exactly: the golden files and every client's view
+# of a calendar depend on it. Texts mix ASCII with two-, three- and four-byte characters
+# and the escape characters a fold must not leave at the end of a piece.
+_FOLD_ALPHABET = st.sampled_from(list("ab \\^;,:é€😀\u0301") + ["x" * 70, "é" * 40])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_FOLD_ALPHABET, max_size=60).map("".join))
+def test_fold_matches_icalendar(text: str) -> None:
+    from icalendar.parser.content_line import Contentline
+
+    line = "DESCRIPTION:" + text
+    assert ics.fold(line.encode()) == Contentline(line).to_ical() + b"\r\n"
+
+
+@pytest.mark.parametrize("special", ["\\", "^", "\\\\", "é", "€", "😀", "é\\"])
+def test_fold_matches_icalendar_at_every_cut(special: str) -> None:
+    from icalendar.parser.content_line import Contentline
+
+    for before in range(160):
+        line = "X:" + "a" * before + special + "b" * 100
+        assert ics.fold(line.encode()) == Contentline(line).to_ical() + b"\r\n", before
+
+
+def test_to_ical_matches_icalendar_on_a_whole_calendar() -> None:
+    from icalendar import Calendar, Event
+
+    cal = Calendar()
+    cal.add("prodid", "-//t//EN")
+    event = Event()
+    event.add("summary", "Réunion " * 30 + "\\" * 3 + "^" * 80)
+    event.add("description", ("x" * 73 + "\\n") * 5 + "😀" * 50)
+    cal.add_component(event)
+    assert ics.to_ical(cal) == cal.to_ical()

@@ -23,6 +23,7 @@ from typing import Any
 
 from icalendar import (
     Alarm,
+    Component,
     Calendar,
     Event,
     vCalAddress,
@@ -193,7 +194,7 @@ def calendar_bytes(
         refresh = timedelta(seconds=parse_duration(ctx.settings.calendar.refresh))
         cal.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
         cal.add("x-published-ttl", vDuration(refresh))
-    head = bytes(cal.to_ical())
+    head = to_ical(cal)
     assert head.endswith(_END)
     parts = [head[: -len(_END)]]
     for tzid, (first, last) in sorted(zone_years(events).items()):
@@ -216,13 +217,43 @@ def calendar_bytes(
 
 
 def _vevent_bytes(ctx: BuildContext, event: Item, org: vCalAddress | None) -> bytes:
-    return bytes(vevent(ctx, event, org).to_ical())
+    return to_ical(vevent(ctx, event, org))
 
 
 @lru_cache(maxsize=256)
 def _vtimezone_bytes(tzid: str, first: int, last: int) -> bytes:
     """A VTIMEZONE serialised once per zone and span of years."""
-    return bytes(vtimezone(tzid, first, last).to_ical())
+    return to_ical(vtimezone(tzid, first, last))
+
+
+def to_ical(component: Component) -> bytes:
+    """``component.to_ical()``, byte for byte, with a faster fold of long lines.
+
+    icalendar folds every content line character by character, which was the largest
+    cost of writing calendars; this folds the UTF-8 bytes by slicing.
+    """
+    return b"".join(fold(line.encode()) for line in component.content_lines() if line)
+
+
+def fold(line: bytes, limit: int = 75) -> bytes:
+    """One content line folded as icalendar folds it, with its CRLF: pieces of at most
+    ``limit - 1`` octets, never splitting a UTF-8 character, and a backslash or caret
+    never left at the end of a piece (it moves to the next one, keeping escapes whole)."""
+    width = limit - 1
+    if len(line) <= width:
+        return line + b"\r\n"
+    pieces = []
+    start = 0
+    while len(line) - start > width:
+        cut = start + width
+        while 0x80 <= line[cut] < 0xC0:  # inside a character: cut before it
+            cut -= 1
+        if line[cut - 1] in b"\\^":
+            cut -= 1
+        pieces.append(line[start:cut])
+        start = cut
+    pieces.append(line[start:])
+    return b"\r\n ".join(pieces) + b"\r\n"
 
 
 def zone_years(events: Iterable[Item]) -> dict[str, tuple[int, int]]:
