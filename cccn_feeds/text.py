@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
+from html import escape
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 _ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "dl", "dt", "em", "h1", "h2",
@@ -16,6 +17,7 @@ _ALLOWED_TAGS = {
 }  # fmt: skip
 _ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
+    "ol": {"start"},
     "img": {"src", "alt", "title", "width", "height"},
     "abbr": {"title"},
     "td": {"align"},
@@ -24,13 +26,19 @@ _ALLOWED_ATTRIBUTES = {
 
 
 @lru_cache(maxsize=1)
-def _markdown() -> Any:
-    from markdown_it import MarkdownIt
+def _options() -> Any:
+    import pyromark
 
-    # CommonMark with tables and strikethrough; raw HTML in the source is escaped, not passed.
-    return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable(
-        ["table", "strikethrough"]
-    )
+    # CommonMark with tables and strikethrough, nothing else (no smart punctuation).
+    return pyromark.Options.ENABLE_TABLES | pyromark.Options.ENABLE_STRIKETHROUGH
+
+
+def _events(text: str) -> Iterator[Any]:
+    """The Markdown of ``text`` as pulldown-cmark events: a name (``"SoftBreak"``) or a
+    one-key mapping (``{"Text": "..."}``, ``{"Start": "Paragraph"}``)."""
+    import pyromark
+
+    return iter(pyromark.events(text, options=_options()))
 
 
 class _Memo:
@@ -84,7 +92,7 @@ def _markdown_html(text: str, base: str) -> str:
         return urljoin(base, value) if base and attribute in {"href", "src"} else value
 
     clean = nh3.clean(
-        _markdown().render(text),
+        _render_html(text),
         tags=_ALLOWED_TAGS,
         attributes=_ALLOWED_ATTRIBUTES,
         url_schemes={"http", "https", "mailto"},
@@ -94,45 +102,165 @@ def _markdown_html(text: str, base: str) -> str:
     return clean.strip()
 
 
-def _markdown_text(text: str) -> str:
-    tokens = _markdown().parse(text)
+def _link_target(info: dict[str, str]) -> str:
+    url = info["dest_url"]
+    return "mailto:" + url if info["link_type"] == "Email" else _quote_url(url)
+
+
+def _quote_url(url: str) -> str:
+    """Percent-encode what may not stand in an address, keeping what already is encoded."""
+    return quote(url, safe="%/:=&?~#+!$,;'@()*[]-._")
+
+
+def _render_html(text: str) -> str:
+    """Markdown to HTML, as CommonMark renders it, except that raw HTML typed in the text
+    is shown as text, never passed on (the sanitiser would clean it anyway)."""
     out: list[str] = []
-    for token in tokens:
-        if token.type == "inline":
-            out.append(_inline_text(token.children or []))
-        elif token.type in {"fence", "code_block"}:
-            out.append(token.content.rstrip("\n") + "\n\n")
-        elif token.type == "list_item_open":
-            out.append("- ")
-        elif token.type == "paragraph_close" or token.type.startswith("heading_close"):
-            out.append("\n\n")
-        elif token.type == "hr":
+    images: list[tuple[dict[str, str], list[str]]] = []  # open images and their alt text
+    aligns: tuple[str, ...] = ()
+    cell, in_head = 0, False
+    for event in _events(text):
+        if images:  # inside an image only text counts: it becomes the alt text
+            _image_event(event, images, out)
+            continue
+        if isinstance(event, str):
+            out.append(_SIMPLE.get(event, ""))
+            continue
+        ((kind, value),) = event.items()
+        if kind == "Code":
+            out.append(f"<code>{escape(value)}</code>")
+        elif kind in {"Text", "Html", "InlineHtml"}:
+            out.append(escape(value))
+        elif isinstance(value, str):  # Start or End of an element without details
+            if value == "TableCell":
+                if kind == "Start":
+                    align = aligns[cell].lower() if cell < len(aligns) else "none"
+                    tag = "th" if in_head else "td"
+                    out.append(f'<{tag} align="{align}">' if align != "none" else f"<{tag}>")
+                    cell += 1
+                else:
+                    out.append("</th>\n" if in_head else "</td>\n")
+                continue
+            if value == "HtmlBlock" and kind == "End" and out[-1].endswith("\n"):
+                out[-1] = out[-1][:-1]
+            if value in {"TableHead", "TableRow"}:
+                in_head, cell = value == "TableHead" and kind == "Start", 0
+            out.append((_START if kind == "Start" else _END).get(value, ""))
+        else:
+            ((name, info),) = value.items()
+            if kind == "Start" and name == "Image":
+                images.append((info, []))
+            elif kind == "Start" and name == "Table":
+                aligns, cell = tuple(info), 0
+                out.append("<table>\n")
+            else:
+                out.append(_tag(kind, name, info))
+    return "".join(out)
+
+
+_SIMPLE = {"SoftBreak": "\n", "HardBreak": "<br>\n", "Rule": "<hr>\n"}
+_START = {"Paragraph": "<p>", "Item": "<li>", "Emphasis": "<em>", "Strong": "<strong>",
+          "Strikethrough": "<del>", "HtmlBlock": "<p>", "TableHead": "<thead>\n<tr>\n",
+          "TableRow": "<tr>\n", "CodeBlock": "<pre><code>"}  # fmt: skip
+_END = {"Paragraph": "</p>\n", "Item": "</li>\n", "Emphasis": "</em>", "Strong": "</strong>",
+        "Strikethrough": "</del>", "HtmlBlock": "</p>\n", "TableHead": "</tr>\n</thead>\n<tbody>\n",
+        "TableRow": "</tr>\n", "Table": "</tbody>\n</table>\n", "CodeBlock": "</code></pre>\n",
+        "Link": "</a>"}  # fmt: skip
+
+
+def _tag(kind: str, name: str, info: Any) -> str:
+    """The HTML of the start or end of an element that carries details."""
+    if name == "Heading":
+        return f"<{info['level'].lower()}>" if kind == "Start" else f"</{info.lower()}>\n"
+    if name == "List":
+        if kind == "End":
+            return "</ol>\n" if info else "</ul>\n"
+        return "<ul>\n" if info is None else "<ol>\n" if info == 1 else f'<ol start="{info}">\n'
+    if name == "BlockQuote":
+        return "<blockquote>\n" if kind == "Start" else "</blockquote>\n"
+    if name == "CodeBlock":  # Start only: the end carries no details
+        words = info.get("Fenced", "").split() if isinstance(info, dict) else []
+        return f'<pre><code class="language-{escape(words[0])}">' if words else "<pre><code>"
+    if name == "Link":
+        title = f' title="{escape(info["title"])}"' if info["title"] else ""
+        return f'<a href="{escape(_link_target(info))}"{title}>'
+    return ""
+
+
+def _image_event(
+    event: Any, images: list[tuple[dict[str, str], list[str]]], out: list[str]
+) -> None:
+    """One event inside an image: text joins the alt text; the image's end writes it."""
+    if isinstance(event, str):
+        images[-1][1].append(" " if event == "SoftBreak" else "")
+        return
+    ((kind, value),) = event.items()
+    if kind in {"Text", "Code", "Html", "InlineHtml"}:
+        images[-1][1].append(value)
+    elif kind == "Start" and isinstance(value, dict) and "Image" in value:
+        images.append((value["Image"], []))
+    elif kind == "End" and value == "Image":
+        info, parts = images.pop()
+        if images:  # an image inside an image's text: only its text counts
+            images[-1][1].extend(parts)
+            return
+        title = f' title="{escape(info["title"])}"' if info["title"] else ""
+        src = escape(_quote_url(info["dest_url"]))
+        out.append(f'<img src="{src}" alt="{escape("".join(parts))}"{title}>')
+
+
+def _markdown_text(text: str) -> str:
+    out: list[str] = []
+    links: list[tuple[str, int]] = []  # open links: address, where the label starts
+    code_start = -1
+    for event in _events(text):
+        if isinstance(event, str):
+            out.append(_SIMPLE_TEXT.get(event, ""))
+            continue
+        ((kind, value),) = event.items()
+        if kind in {"Text", "Code", "Html", "InlineHtml"}:
+            out.append(value)
+        elif kind == "Start":
+            if isinstance(value, dict) and "Link" in value:
+                info = value["Link"]
+                links.append(
+                    (
+                        _link_target(info) if info["link_type"] == "Email" else info["dest_url"],
+                        len(out),
+                    )
+                )
+            elif isinstance(value, dict) and "CodeBlock" in value:
+                code_start = len(out)
+            elif value == "Item":
+                out.append("- ")
+        elif isinstance(value, dict):  # the end of a heading, list or quote
+            out.append("\n\n" if "Heading" in value else "")
+        elif value == "Link" and links:
+            href, start = links.pop()
+            label = "".join(out[start:])
+            if href not in {"", label, "mailto:" + label} and _shows_address(href):
+                out.append(f" ({href})")
+        elif value == "CodeBlock":
+            out[code_start:] = ["".join(out[code_start:]).rstrip("\n"), "\n\n"]
+        elif value == "TableCell":
+            out.append(" | ")
+        elif value in {"TableRow", "TableHead"}:
+            if out and out[-1] == " | ":
+                out.pop()
             out.append("\n")
+        elif value in _BREAKING_ENDS:
+            out.append("\n\n")
     joined = "".join(out)
     joined = re.sub(r"- \n*", "- ", joined)
     return re.sub(r"\n{3,}", "\n\n", joined).strip()
 
 
-def _inline_text(children: list[Any]) -> str:
-    parts: list[str] = []
-    href_stack: list[str] = []
-    label_start: list[int] = []
-    for child in children:
-        if child.type in {"text", "code_inline"}:
-            parts.append(child.content)
-        elif child.type in {"softbreak", "hardbreak"}:
-            parts.append("\n" if child.type == "hardbreak" else " ")
-        elif child.type == "link_open":
-            href_stack.append(str(child.attrs.get("href", "")))
-            label_start.append(len(parts))
-        elif child.type == "link_close" and href_stack:
-            href = href_stack.pop()
-            label = "".join(parts[label_start.pop() :])
-            if href and href != label and urlsplit(href).scheme in {"http", "https", "mailto"}:
-                parts.append(f" ({href})")
-        elif child.type == "image":
-            parts.append(child.content or "")
-    return "".join(parts)
+def _shows_address(href: str) -> bool:
+    return urlsplit(href).scheme in {"http", "https", "mailto"}
+
+
+_SIMPLE_TEXT = {"SoftBreak": " ", "HardBreak": "\n", "Rule": "\n"}
+_BREAKING_ENDS = {"Paragraph", "Item", "HtmlBlock", "Table"}
 
 
 def first_sentence_summary(text: str, limit: int = 280) -> str:

@@ -104,7 +104,7 @@ def test_help_is_fast_to_import() -> None:
     code = (
         "import sys\nfrom cccn_feeds.cli import build_parser\nbuild_parser().format_help()\n"
         "heavy = [m for m in ('feedgen', 'icalendar', 'jinja2', 'requests', 'yaml', 'apscheduler',"
-        " 'waitress', 'markdown_it', 'nh3', 'lxml') if m in sys.modules]\nprint(heavy)"
+        " 'waitress', 'pyromark', 'nh3', 'lxml') if m in sys.modules]\nprint(heavy)"
     )
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     out = subprocess.run(

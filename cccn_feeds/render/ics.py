@@ -23,8 +23,8 @@ from typing import Any
 
 from icalendar import (
     Alarm,
-    Component,
     Calendar,
+    Component,
     Event,
     vCalAddress,
     vDuration,

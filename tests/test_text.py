@@ -1,0 +1,104 @@
+"""Markdown to sanitised HTML and to plain text (cccn_feeds.text), checked on what a staff
+member may type: every CommonMark construct the feeds use, raw HTML, hostile links."""
+
+from __future__ import annotations
+
+import pytest
+from lxml import html as lxml_html
+
+from cccn_feeds.text import markdown_html, markdown_text
+
+BASE = "https://example.org/news/"
+
+
+def _html(text: str) -> str:
+    return markdown_html(text, base=BASE)
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("*a* **b** ~~c~~ `d<e>`",
+         "<p><em>a</em> <strong>b</strong> <del>c</del> <code>d&lt;e&gt;</code></p>"),
+        ("# Title\n\ntext", "<h1>Title</h1>\n<p>text</p>"),
+        ("line  \nbreak", "<p>line<br>\nbreak</p>"),
+        ("- a\n- b", "<ul>\n<li>a</li>\n<li>b</li>\n</ul>"),
+        ("3. c\n4. d", '<ol start="3">\n<li>c</li>\n<li>d</li>\n</ol>'),
+        ("> quoted", "<blockquote>\n<p>quoted</p>\n</blockquote>"),
+        ("```py\nx < 1\n```", "<pre><code>x &lt; 1\n</code></pre>"),
+        ("---", "<hr>"),
+        ("[rel](../a b)", "<p>[rel](../a b)</p>"),
+        ("[rel](../more)", '<p><a href="https://example.org/more">rel</a></p>'),
+        ("<https://inc.lu/x>", '<p><a href="https://inc.lu/x">https://inc.lu/x</a></p>'),
+        ("<me@example.org>", '<p><a href="mailto:me@example.org">me@example.org</a></p>'),
+        ("[é](https://example.org/é)", '<p><a href="https://example.org/%C3%A9">é</a></p>'),
+        ('![a *b* ![c](d)](pic.png "T")',
+         '<p><img src="https://example.org/news/pic.png" alt="a b c" title="T"></p>'),
+        ("[![logo](l.png)](https://lih.lu/)",
+         '<p><a href="https://lih.lu/"><img src="https://example.org/news/l.png" alt="logo">'
+         "</a></p>"),
+    ],
+)  # fmt: skip
+def test_markdown_to_html(source: str, expected: str) -> None:
+    got = _html(source)
+    assert got.count("<a ") == got.count('rel="noopener noreferrer"')
+    assert got.replace(' rel="noopener noreferrer"', "") == expected
+
+
+def test_a_table_keeps_its_alignment() -> None:
+    got = _html("| a | b | c |\n|:--|:-:|--:|\n| 1 | 2 | 3 |")
+    cells = lxml_html.fromstring(got).xpath("//th | //td")
+    assert [(c.tag, c.get("align"), c.text) for c in cells] == [
+        ("th", "left", "a"), ("th", "center", "b"), ("th", "right", "c"),
+        ("td", "left", "1"), ("td", "center", "2"), ("td", "right", "3"),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "<script>alert(1)</script>",
+        "<div onclick='x()'>*text*</div>",
+        "a <img src=x onerror=alert(1)> b",
+        "<!-- hidden --> shown",
+        "<b>bold?</b>",
+    ],
+)
+def test_raw_html_is_shown_as_text_never_passed(source: str) -> None:
+    got = _html(source)
+    tree = lxml_html.fragment_fromstring(got, create_parent="div")
+    assert [e.tag for e in tree.iter()] == ["div", "p"], got  # one paragraph of text
+    assert tree.text_content().replace("\n", " ").strip() == source.replace("\n", " ").strip()
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["[x](javascript:alert(1))", "[x](JaVaScRiPt:alert(1))", "[x](data:text/html,hi)",
+     "[x](vbscript:msgbox)", "![x](javascript:alert(1))"],
+)  # fmt: skip
+def test_dangerous_addresses_are_dropped(source: str) -> None:
+    got = _html(source).lower()
+    assert "javascript:" not in got and "data:" not in got and "vbscript:" not in got
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("*a* **b** `c`", "a b c"),
+        (
+            "See [the INC](https://www.cancer.lu/x) now.",
+            "See the INC (https://www.cancer.lu/x) now.",
+        ),
+        ("<https://inc.lu/x> and <me@example.org>", "https://inc.lu/x and me@example.org"),
+        ("[rel](../more)", "rel"),
+        ("one\ntwo\n\nthree", "one two\n\nthree"),
+        ("- a\n- b\n\nafter", "- a\n\n- b\n\nafter"),
+        ("# Head\n\n```\ncode <x>\n\n```\n\n---\n\nend", "Head\n\ncode <x>\n\nend"),
+        ("<b>kept as typed</b>", "<b>kept as typed</b>"),
+        ("![alt text](p.png)", "alt text"),
+        ("| a | b |\n|---|---|\n| 1 | 2 |", "a | b\n1 | 2"),
+        ("   ", ""),
+    ],
+)
+def test_markdown_to_text(source: str, expected: str) -> None:
+    assert markdown_text(source) == expected
