@@ -37,7 +37,12 @@ def build_cmd(data: Path, out: Path) -> list[str]:
 
 
 def peak_of(cmd: list[str]) -> tuple[float, float]:
-    """Seconds and peak RSS (MB) of one command, measured by /usr/bin/time-like wrapping."""
+    """Seconds and peak RSS (MB) of one command, measured by /usr/bin/time-like wrapping.
+
+    Dirty pages of the step before (the corpus, the last build's files) are flushed first,
+    so that no scenario pays for the previous one's disk writes.
+    """
+    os.sync()
     wrapper = (
         "import resource, subprocess, sys, time\n"
         "t = time.perf_counter()\n"
