@@ -75,12 +75,33 @@ class ItemSource:
     ) -> None:
         self._make, self._updated, self._keys = make, updated, keys
         self._items: dict[str, FeedItem] = {}
+        self._written: dict[tuple[str, str], bytes] = {}
+        self._documents: dict[str, int] = {}  # how many documents carry each item
+        self._left: dict[tuple[str, str], int] = {}  # documents yet to take each piece
+
+    def carried_by_one_more(self, keys: Iterable[str]) -> None:
+        """Count a document that carries ``keys``: a written piece is kept until every
+        document that carries it has taken it (memory stays near one feed's worth)."""
+        for key in keys:
+            self._documents[key] = self._documents.get(key, 0) + 1
 
     def __getitem__(self, key: str) -> FeedItem:
         item = self._items.get(key)
         if item is None:
             item = self._items[key] = self._make(key)
         return item
+
+    def written(self, key: str, fmt: str, write: Callable[[FeedItem], bytes]) -> bytes:
+        """The item as one format writes it (an RSS ``<item>``, say), written once however
+        many documents carry it: pages are assembled from these pieces."""
+        piece = self._written.get((key, fmt))
+        if piece is None:
+            piece = self._written[key, fmt] = write(self[key])
+            self._left[key, fmt] = self._documents.get(key, 1)
+        self._left[key, fmt] -= 1
+        if self._left[key, fmt] <= 0:
+            del self._written[key, fmt], self._left[key, fmt]
+        return piece
 
     def updated(self, key: str) -> datetime:
         """The item's feed date (distinct within its kind)."""
@@ -453,6 +474,8 @@ def _documents(ctx: BuildContext) -> list[FeedDocument]:
                 event_empty,
             )
         )
+    for doc in docs:
+        doc.source.carried_by_one_more(doc.ids)
     return docs
 
 

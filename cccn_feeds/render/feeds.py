@@ -71,14 +71,17 @@ def _summary_html(text: str) -> str:
 
 
 def _generator(ctx: BuildContext, page: FeedPage, fmt: str) -> Any:
-    """A feedgen FeedGenerator filled with the page's channel data and entries."""
+    """A feedgen FeedGenerator filled with the page's channel data, without entries."""
+    from feedgen.ext.dc import DcEntryExtension, DcExtension
+    from feedgen.ext.media import MediaEntryExtension, MediaExtension
     from feedgen.feed import FeedGenerator
 
     site = ctx.site
     doc = page.doc
     fg = FeedGenerator()
-    fg.load_extension("dc", atom=False, rss=True)
-    fg.load_extension("media", atom=True, rss=True)
+    # load_extension("dc") would look for the extension's modules on every call.
+    fg.register_extension("dc", DcExtension, DcEntryExtension, atom=False, rss=True)
+    fg.register_extension("media", MediaExtension, MediaEntryExtension, atom=True, rss=True)
     fg.id(_feed_id(ctx, page))
     title = doc.title if not page.is_archive else f"{doc.title} (archive {page.number})"
     fg.title(plain_title(title))
@@ -98,8 +101,6 @@ def _generator(ctx: BuildContext, page: FeedPage, fmt: str) -> Any:
     fg.author(author)
     fg.dc.dc_publisher(site.publisher)
     fg.updated(_local(ctx, page.updated))
-    for item in page.items:
-        _entry(ctx, fg.add_entry(order="append"), item)
     return fg
 
 
@@ -169,8 +170,8 @@ def _mark_archive(root: etree._Element, parent: etree._Element, before: str) -> 
     etree.cleanup_namespaces(root, top_nsmap={"fh": FH})
 
 
-def rss(ctx: BuildContext, page: FeedPage) -> bytes:
-    """One RSS 2.0 document."""
+def _rss_root(ctx: BuildContext, page: FeedPage) -> etree._Element:
+    """The RSS document of a page without its items."""
     fg = _generator(ctx, page, "rss")
     root = etree.fromstring(fg.rss_str(pretty=False), _PARSER)
     channel = root.find("channel")
@@ -185,7 +186,84 @@ def rss(ctx: BuildContext, page: FeedPage) -> bytes:
         anchor.addnext(link)
     if page.is_archive:
         _mark_archive(root, channel, "item")
-    return _hex_references(_finish(root, page.path("rss")))
+    return root
+
+
+def _atom_root(ctx: BuildContext, page: FeedPage) -> etree._Element:
+    """The Atom document of a page without its entries."""
+    fg = _generator(ctx, page, "atom")
+    root = etree.fromstring(fg.atom_str(pretty=False), _PARSER)
+    for name in ("title", "subtitle"):
+        element = root.find(f"{{{ATOM}}}{name}")
+        if element is not None:
+            element.set("type", "text")
+    if page.is_archive:
+        _mark_archive(root, root, f"{{{ATOM}}}entry")
+    return root
+
+
+# Where the items go: last in the channel (RSS), last in the feed (Atom).
+_CLOSE = {"rss": b"  </channel>\n</rss>\n", "atom": b"</feed>\n"}
+
+
+def _document(ctx: BuildContext, page: FeedPage, fmt: str) -> bytes:
+    """One RSS or Atom document: the page's channel data, then its items.
+
+    Each item is written once per build (see :func:`_pieces`) and the pieces are joined
+    into every document that carries it: the bytes are those of writing the whole
+    document at once, as the golden files check.
+    """
+    root = _rss_root(ctx, page) if fmt == "rss" else _atom_root(ctx, page)
+    head = _finish(root, page.path(fmt))
+    close = _CLOSE[fmt]
+    assert head.endswith(close), head[-100:]
+    source = page.doc.source
+    write = partial(_pieces, ctx, root.tag, root.nsmap)
+    items = [source.written(key, fmt, write) for key in page.ids]
+    data = b"".join([head[: -len(close)], *items, close])
+    return _hex_references(data) if fmt == "rss" else data
+
+
+def _pieces(ctx: BuildContext, tag: str, nsmap: Any, item: FeedItem) -> bytes:
+    """One item as RSS ``<item>`` or Atom ``<entry>`` (by the root ``tag``), indented as
+    in the whole document."""
+    from feedgen.entry import FeedEntry
+    from feedgen.ext.dc import DcEntryExtension
+    from feedgen.ext.media import MediaEntryExtension
+
+    fe = FeedEntry()  # with the extensions of _generator
+    fe.register_extension("dc", DcEntryExtension, atom=False, rss=True)
+    fe.register_extension("media", MediaEntryExtension, atom=True, rss=True)
+    _entry(ctx, fe, item)
+    wrapper = etree.Element(tag, nsmap=nsmap)
+    if tag == "rss":
+        parent = etree.SubElement(wrapper, "channel")
+        parent.append(fe.rss_entry())
+        opening = b"<channel>\n"
+    else:
+        parent = wrapper
+        entry = fe.atom_entry()  # feedgen's Atom elements carry no namespace of their own
+        title = entry.find("title")
+        if title is not None:
+            title.set("type", "text")
+        if item.language and item.language != ctx.site.language:
+            entry.set(XML_LANG, item.language)
+        parent.append(entry)
+        opening = b">\n"
+    data: bytes = etree.tostring(wrapper, encoding="UTF-8", pretty_print=True)
+    start = data.index(opening) + len(opening)
+    end = len(data) - len(_CLOSE["rss" if tag == "rss" else "atom"])
+    return data[start:end]
+
+
+def rss(ctx: BuildContext, page: FeedPage) -> bytes:
+    """One RSS 2.0 document."""
+    return _document(ctx, page, "rss")
+
+
+def atom(ctx: BuildContext, page: FeedPage) -> bytes:
+    """One Atom 1.0 document."""
+    return _document(ctx, page, "atom")
 
 
 _PLAIN_TEXT = re.compile(rb"<(title|category|dc:creator|dc:publisher)>(.*?)</\1>", re.DOTALL)
@@ -200,28 +278,6 @@ def _hex_references(data: bytes) -> bytes:
         return b"<%s>%s</%s>" % (match[1], text, match[1])
 
     return _PLAIN_TEXT.sub(fix, data)
-
-
-def atom(ctx: BuildContext, page: FeedPage) -> bytes:
-    """One Atom 1.0 document."""
-    fg = _generator(ctx, page, "atom")
-    root = etree.fromstring(fg.atom_str(pretty=False), _PARSER)
-    for name in ("title", "subtitle"):
-        element = root.find(f"{{{ATOM}}}{name}")
-        if element is not None:
-            element.set("type", "text")
-    by_id = {item.uri: item for item in page.items}
-    for entry in root.iterfind(f"{{{ATOM}}}entry"):
-        title = entry.find(f"{{{ATOM}}}title")
-        if title is not None:
-            title.set("type", "text")
-        entry_id = entry.findtext(f"{{{ATOM}}}id") or ""
-        item = by_id.get(entry_id)
-        if item is not None and item.language and item.language != ctx.site.language:
-            entry.set(XML_LANG, item.language)
-    if page.is_archive:
-        _mark_archive(root, root, f"{{{ATOM}}}entry")
-    return _finish(root, page.path("atom"))
 
 
 def stylesheet() -> bytes:
