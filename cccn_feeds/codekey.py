@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 # Libraries whose output ends up in published files or cached values.
-_LIBRARIES = ("feedgen", "icalendar", "jinja2", "pyromark", "nh3", "pyyaml", "tzdata",
+_LIBRARIES = ("feedgen", "icalendar", "jinja2", "pyromark", "nh3", "orjson", "pyyaml", "tzdata",
               "python-dateutil", "lxml")  # fmt: skip
 
 

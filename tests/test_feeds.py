@@ -16,6 +16,9 @@ from urllib.parse import parse_qs
 import feedparser
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from cccn_feeds.build import build
@@ -552,3 +555,29 @@ def test_now_is_not_read(settings: Settings, tmp_path: Path) -> None:
     first = run(settings)["news.atom"]
     later = make_settings(settings.paths.data_dir, tmp_path / "later")
     assert run(later, now=datetime(2027, 2, 20, tzinfo=UTC))["news.atom"] == first
+
+
+# JSON Feed documents are written with orjson and joined from per-item pieces; both must
+# give exactly what json.dumps(indent=2, ensure_ascii=False) gives for the whole document.
+_JSON_TEXT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=40
+) | st.sampled_from(["\x00\x1f\x7f", '"\\/', "\u2028\u2029", "é😀\ufeff", "\t\n\r\b\f"])
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_JSON_TEXT, _JSON_TEXT | st.lists(_JSON_TEXT, max_size=3), max_size=5))
+def test_json_writer_matches_json_dumps(value: dict[str, Any]) -> None:
+    from cccn_feeds.render.jsonfeed import _dumps
+
+    assert _dumps(value) == json.dumps(value, indent=2, ensure_ascii=False).encode()
+
+
+def test_json_pages_are_whole_documents(data_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build(make_settings(data_dir, out, feeds={"max_items": 2}), now=EXAMPLE_NOW)
+    paths = sorted(p for p in out.rglob("*.json") if ".state" not in p.parts)
+    assert any("-archive-" in p.name for p in paths)
+    for path in paths:
+        data = path.read_bytes()
+        value = json.loads(data)
+        assert data == (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode(), path

@@ -8,7 +8,6 @@ archive page and on to older ones, so every item is reachable exactly once.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from datetime import datetime
 from functools import partial
@@ -75,8 +74,34 @@ def page_json(ctx: BuildContext, page: FeedPage) -> bytes:
     feed["authors"] = [{"name": site.publisher, "url": site.link}]
     if ctx.settings.feeds.hub and not page.is_archive:
         feed["hubs"] = [{"type": "WebSub", "url": ctx.settings.feeds.hub}]
-    feed["items"] = [item_json(ctx, item) for item in page.items]
-    return (json.dumps(feed, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    feed["items"] = []
+    head = _dumps(feed)
+    assert head.endswith(_NO_ITEMS), head[-50:]
+    if not page.ids:
+        return head + b"\n"
+    source = page.doc.source
+    write = partial(_item_piece, ctx)
+    items = b",\n".join(source.written(key, "json", write) for key in page.ids)
+    return b"".join((head[: -len(_NO_ITEMS)], b"[\n", items, b"\n  ]\n}\n"))
+
+
+_NO_ITEMS = b"[]\n}"
+
+
+def _dumps(value: dict[str, Any]) -> bytes:
+    """JSON with two-space indents and UTF-8 text, as ``json.dumps(value, indent=2,
+    ensure_ascii=False)`` writes it (orjson writes it about ten times as fast)."""
+    import orjson
+
+    data: bytes = orjson.dumps(value, option=orjson.OPT_INDENT_2)
+    return data
+
+
+def _item_piece(ctx: BuildContext, item: FeedItem) -> bytes:
+    """One item as it stands in a document's ``items`` list (indented twice): written
+    once per build however many documents carry it. JSON strings hold no raw line break,
+    so indenting every line is safe."""
+    return b"    " + _dumps(item_json(ctx, item)).replace(b"\n", b"\n    ")
 
 
 def stream(ctx: BuildContext) -> Iterator[tuple[str, Output]]:
