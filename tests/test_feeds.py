@@ -84,6 +84,18 @@ class TestGolden:
     ) -> None:
         golden(f"feeds/{name}", outputs[name])
 
+    @pytest.mark.parametrize(
+        "name", ["news-archive-1.rss", "news-archive-1.atom", "news-archive-1.json",
+                 "events-archive-1.rss", "events-archive-2.atom"],
+    )  # fmt: skip
+    def test_golden_archive_pages(
+        self, data_dir: Path, tmp_path: Path, name: str, golden: Callable[[str, bytes], None]
+    ) -> None:
+        """Archive pages: their items are joined to a document that declares RFC 5005's
+        namespace beside those the items use."""
+        outputs = run(make_settings(data_dir, tmp_path / "out", feeds={"max_items": 3}))
+        golden(f"feeds/archives/{name}", outputs[name])
+
     def test_outputs_cover_the_catalog(self, settings: Settings, outputs: dict[str, bytes]) -> None:
         """Every feed the page and OPML list (except calendars) exists, and no other feed."""
         from cccn_feeds.context import BuildContext
@@ -581,3 +593,49 @@ def test_json_pages_are_whole_documents(data_dir: Path, tmp_path: Path) -> None:
         data = path.read_bytes()
         value = json.loads(data)
         assert data == (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode(), path
+
+
+# Items are written by cccn_feeds itself; feedgen and lxml are the reference: the bytes
+# must be theirs for any text a YAML file can carry.
+_XML_TEXT = st.lists(
+    st.sampled_from([*"ab &<>\"'\r\n\t;#é€😀\u2028\ufeff", "]]>", "&amp;", "<p>", "&#x26;"]),
+    max_size=20,
+).map("".join)
+_OPTIONAL = st.one_of(st.just(""), _XML_TEXT)
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(
+    title=_XML_TEXT.filter(str.strip),
+    link=_OPTIONAL,
+    summary=_OPTIONAL,
+    content=_XML_TEXT.filter(bool),
+    tags=st.lists(_XML_TEXT.filter(str.strip), max_size=3, unique=True),
+    author=_OPTIONAL,
+    image=_OPTIONAL,
+    language=st.sampled_from(["", "en", "fr", "de-LU"]),
+    published=st.datetimes(datetime(1950, 1, 1), datetime(2150, 1, 1), timezones=st.just(UTC)),
+)
+def test_items_are_written_as_feedgen_writes_them(
+    tmp_path_factory: pytest.TempPathFactory, published: datetime, **fields: Any
+) -> None:
+    from cccn_feeds.context import BuildContext
+    from cccn_feeds.model import Content
+    from cccn_feeds.render import feeds
+    from cccn_feeds.render.feeditems import FeedItem
+
+    ctx = BuildContext(
+        settings=make_settings(Path("data"), Path("feeds")), content=Content((), ()),
+        now=EXAMPLE_NOW.astimezone(UTC),
+    )  # fmt: skip
+    item = FeedItem(
+        key="x", uri="tag:example.org,2025:x", published=published,
+        updated=published + timedelta(hours=1), content_html=fields.pop("content"),
+        tags=tuple(fields.pop("tags")), **fields,
+    )  # fmt: skip
+    media = "http://search.yahoo.com/mrss/"
+    rss_ns = {"dc": "http://purl.org/dc/elements/1.1/", "media": media, "atom": feeds.ATOM,
+              "content": "http://purl.org/rss/1.0/modules/content/"}  # fmt: skip
+    atom_ns = {"media": media, None: feeds.ATOM}
+    assert feeds._rss_item(ctx, item) == feeds._feedgen_piece(ctx, "rss", rss_ns, item)
+    assert feeds._atom_entry(ctx, item) == feeds._feedgen_piece(ctx, "feed", atom_ns, item)

@@ -159,15 +159,25 @@ def _finish(root: etree._Element, page_path: str) -> bytes:
     return data
 
 
-def _mark_archive(root: etree._Element, parent: etree._Element, before: str) -> None:
-    """Add ``<fh:archive/>`` (RFC 5005) ahead of the items, its namespace on the root."""
-    marker = etree.Element(f"{{{FH}}}archive")
+def _mark_archive(
+    root: etree._Element, parent: etree._Element, before: str, page: FeedPage
+) -> etree._Element:
+    """Add ``<fh:archive/>`` (RFC 5005) ahead of the items; returns the new root, which
+    declares the ``fh`` namespace beside those the page's items use."""
+    unused = set() if any(item.image for item in page.items) else {"media"}
+    if not page.ids:
+        unused.add("content")
+    nsmap = {prefix: uri for prefix, uri in root.nsmap.items() if prefix not in unused}
+    nsmap["fh"] = FH
+    marked = etree.Element(root.tag, attrib=dict(root.attrib), nsmap=nsmap)
+    marked.extend(list(root))
+    parent = marked if parent is root else marked.find(parent.tag)
+    assert parent is not None
+    marker = etree.SubElement(parent, f"{{{FH}}}archive")
     first = parent.find(before)
     if first is not None:
         first.addprevious(marker)
-    else:
-        parent.append(marker)
-    etree.cleanup_namespaces(root, top_nsmap={"fh": FH})
+    return marked
 
 
 def _rss_root(ctx: BuildContext, page: FeedPage) -> etree._Element:
@@ -184,9 +194,7 @@ def _rss_root(ctx: BuildContext, page: FeedPage) -> etree._Element:
         if rel != "hub":
             link.set("type", "application/rss+xml")
         anchor.addnext(link)
-    if page.is_archive:
-        _mark_archive(root, channel, "item")
-    return root
+    return _mark_archive(root, channel, "item", page) if page.is_archive else root
 
 
 def _atom_root(ctx: BuildContext, page: FeedPage) -> etree._Element:
@@ -197,9 +205,7 @@ def _atom_root(ctx: BuildContext, page: FeedPage) -> etree._Element:
         element = root.find(f"{{{ATOM}}}{name}")
         if element is not None:
             element.set("type", "text")
-    if page.is_archive:
-        _mark_archive(root, root, f"{{{ATOM}}}entry")
-    return root
+    return _mark_archive(root, root, f"{{{ATOM}}}entry", page) if page.is_archive else root
 
 
 # Where the items go: last in the channel (RSS), last in the feed (Atom).
@@ -218,15 +224,96 @@ def _document(ctx: BuildContext, page: FeedPage, fmt: str) -> bytes:
     close = _CLOSE[fmt]
     assert head.endswith(close), head[-100:]
     source = page.doc.source
-    write = partial(_pieces, ctx, root.tag, root.nsmap)
+    write = partial(_piece, ctx, fmt, root.nsmap)
     items = [source.written(key, fmt, write) for key in page.ids]
     data = b"".join([head[: -len(close)], *items, close])
     return _hex_references(data) if fmt == "rss" else data
 
 
-def _pieces(ctx: BuildContext, tag: str, nsmap: Any, item: FeedItem) -> bytes:
-    """One item as RSS ``<item>`` or Atom ``<entry>`` (by the root ``tag``), indented as
-    in the whole document."""
+def _piece(ctx: BuildContext, fmt: str, nsmap: Any, item: FeedItem) -> bytes:
+    """One item as RSS ``<item>`` or Atom ``<entry>``, indented as in the whole document.
+
+    Written directly: feedgen builds an lxml tree of each entry and was the largest cost of
+    a build. The bytes are those feedgen and lxml write (a property test compares the two
+    on generated items); text that XML cannot carry goes through feedgen, which refuses it.
+    """
+    if _NOT_XML.search(_all_text(item)):
+        return _feedgen_piece(ctx, "rss" if fmt == "rss" else "feed", nsmap, item)
+    return _rss_item(ctx, item) if fmt == "rss" else _atom_entry(ctx, item)
+
+
+# Characters XML 1.0 cannot carry (lxml refuses them).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _all_text(item: FeedItem) -> str:
+    return "".join((item.uri, item.title, item.link, item.summary, item.content_html,
+                    item.author, item.image, item.language, *item.tags))  # fmt: skip
+
+
+def _text(value: str) -> str:
+    """Escaped as lxml escapes element text."""
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return value.replace("\r", "&#13;") if "\r" in value else value
+
+
+def _attr(value: str) -> str:
+    """Escaped as lxml escapes attribute values."""
+    value = _text(value).replace('"', "&quot;")
+    if "\n" in value or "\t" in value:
+        value = value.replace("\n", "&#10;").replace("\t", "&#9;")
+    return value
+
+
+def _rss_item(ctx: BuildContext, item: FeedItem) -> bytes:
+    lines = ["    <item>", f"      <title>{_text(plain_title(item.title))}</title>"]
+    if item.link:
+        lines.append(f"      <link>{_text(item.link)}</link>")
+    description = _summary_html(item.summary) or item.content_html
+    lines.append(f"      <description>{_text(description)}</description>")
+    lines.append(f"      <content:encoded>{_text(item.content_html)}</content:encoded>")
+    lines.append(f'      <guid isPermaLink="false">{_text(item.uri)}</guid>')
+    lines.extend(f"      <category>{_text(tag)}</category>" for tag in item.tags)
+    published = _local(ctx, item.published).strftime("%a, %d %b %Y %H:%M:%S %z")
+    lines.append(f"      <pubDate>{published}</pubDate>")
+    if item.author:
+        lines.append(f"      <dc:creator>{_text(item.author)}</dc:creator>")
+    if item.image:
+        lines.append(f'      <media:content url="{_attr(item.image)}" medium="image"/>')
+    lines.append("    </item>\n")
+    return "\n".join(lines).encode()
+
+
+def _atom_entry(ctx: BuildContext, item: FeedItem) -> bytes:
+    lang = item.language if item.language and item.language != ctx.site.language else ""
+    lines = [f'  <entry xml:lang="{_attr(lang)}">' if lang else "  <entry>",
+             f"    <id>{_text(item.uri)}</id>",
+             f'    <title type="text">{_text(plain_title(item.title))}</title>',
+             f"    <updated>{_local(ctx, item.updated).isoformat()}</updated>"]  # fmt: skip
+    if item.author:
+        lines += ["    <author>", f"      <name>{_text(item.author)}</name>", "    </author>"]
+    if item.content_html:
+        lines.append(f'    <content type="html">{_text(item.content_html)}</content>')
+    else:
+        lines.append('    <content type="html"/>')
+    if item.link:
+        lines.append(f'    <link href="{_attr(item.link)}"/>')
+    summary = plain_title(item.summary) if item.summary else ""
+    if summary:
+        lines.append(f'    <summary type="text">{_text(summary)}</summary>')
+    elif item.summary:
+        lines.append('    <summary type="text"/>')
+    lines.extend(f'    <category term="{_attr(tag)}" label="{_attr(tag)}"/>' for tag in item.tags)
+    lines.append(f"    <published>{_local(ctx, item.published).isoformat()}</published>")
+    if item.image:
+        lines.append(f'    <media:content url="{_attr(item.image)}" medium="image"/>')
+    lines.append("  </entry>\n")
+    return "\n".join(lines).encode()
+
+
+def _feedgen_piece(ctx: BuildContext, tag: str, nsmap: Any, item: FeedItem) -> bytes:
+    """One item as RSS ``<item>`` or Atom ``<entry>`` (by the root ``tag``), written by
+    feedgen and lxml."""
     from feedgen.entry import FeedEntry
     from feedgen.ext.dc import DcEntryExtension
     from feedgen.ext.media import MediaEntryExtension
