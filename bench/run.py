@@ -4,8 +4,10 @@
     python bench/run.py --sizes 1000 10000 50000
 
 For each size: the floor (bench/floor.py), a cold full build into an empty folder, a no-op
-rebuild, a rebuild after one news item changed, and after one event changed; wall time and
-peak RSS of each (every scenario runs in a fresh process), and each as a ratio to the floor.
+rebuild, a rebuild after one news item changed, and after one event changed; wall time,
+peak RSS of the largest process and peak memory of all the command's processes (a build
+renders on two cores with a forked helper), each as a ratio to the floor. Every scenario
+runs in a fresh process.
 Then the start-up time of ``cccn-feeds --help``. It prints figures; it asserts nothing.
 """
 
@@ -36,8 +38,10 @@ def build_cmd(data: Path, out: Path) -> list[str]:
             "--now", NOW]  # fmt: skip
 
 
-def peak_of(cmd: list[str]) -> tuple[float, float]:
-    """Seconds and peak RSS (MB) of one command, measured by /usr/bin/time-like wrapping.
+def peak_of(cmd: list[str]) -> tuple[float, float, float]:
+    """Seconds, peak RSS of the largest process (MB) and peak memory of all its processes
+    (MB, proportional set size summed over the process and its children, sampled every
+    20 ms: a build on two cores shares most pages with its helper, which RSS counts twice).
 
     Dirty pages of the step before (the corpus, the last build's files) are flushed first,
     so that no scenario pays for the previous one's disk writes.
@@ -45,19 +49,45 @@ def peak_of(cmd: list[str]) -> tuple[float, float]:
     os.sync()
     wrapper = (
         "import resource, subprocess, sys, time\n"
+        f"sys.path.insert(0, {str(HERE)!r})\n"
+        "from run import tree_pss\n"
         "t = time.perf_counter()\n"
-        "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+        "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+        "top = 0.0\n"
+        "while p.poll() is None:\n"
+        "    top = max(top, tree_pss(p.pid))\n"
+        "    time.sleep(0.02)\n"
         "dt = time.perf_counter() - t\n"
-        "if r.returncode: sys.stderr.write(r.stderr.decode()[-2000:]); sys.exit(r.returncode)\n"
-        "print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)\n"
+        "err = p.stderr.read()\n"
+        "if p.returncode: sys.stderr.write(err.decode()[-2000:]); sys.exit(p.returncode)\n"
+        "print(dt, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, top)\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True, check=False
     )
     if result.returncode:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stderr}")
-    seconds, peak = result.stdout.split()
-    return float(seconds), float(peak)
+    seconds, peak, total = result.stdout.split()
+    return float(seconds), float(peak), float(total)
+
+
+def tree_pss(pid: int) -> float:
+    """MB of proportional set size of ``pid`` and its descendants (0 if gone)."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/smaps_rollup", encoding="ascii") as handle:
+                for line in handle:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1]) / 1024
+                        break
+            with open(f"/proc/{current}/task/{current}/children", encoding="ascii") as handle:
+                todo.extend(int(child) for child in handle.read().split())
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 def touch_one(data: Path, kind: str, item_id: str, round_: int) -> None:
@@ -69,14 +99,13 @@ def touch_one(data: Path, kind: str, item_id: str, round_: int) -> None:
     path.write_text(text.replace(marker, f"{marker}Edited {round_} ", 1), encoding="utf-8")
 
 
-def measure(size: int, work: Path) -> list[tuple[str, float, float]]:
-    """All scenarios at one size: (label, seconds, peak MB)."""
+def measure(size: int, work: Path) -> list[tuple[str, float, float, float]]:
+    """All scenarios at one size: (label, seconds, peak RSS MB, peak PSS MB)."""
     data = work / f"data-{size}"
     out = work / f"out-{size}"
     write_corpus(data, size, size // 5)
     rows = []
-    seconds, peak = peak_of([sys.executable, str(HERE / "floor.py"), str(data)])
-    rows.append(("floor", seconds, peak))
+    rows.append(("floor", *peak_of([sys.executable, str(HERE / "floor.py"), str(data)])))
     shutil.rmtree(out, ignore_errors=True)
     rows.append(("cold build", *peak_of(build_cmd(data, out))))
     rows.append(("no-op rebuild", *peak_of(build_cmd(data, out))))
@@ -85,7 +114,7 @@ def measure(size: int, work: Path) -> list[tuple[str, float, float]]:
     touch_one(data, "events", "event-000100", 1)
     rows.append(("one event changed", *peak_of(build_cmd(data, out))))
     files = sum(1 for p in out.rglob("*") if p.is_file() and ".state" not in p.parts)
-    rows.append((f"({files} files published)", 0.0, 0.0))
+    rows.append((f"({files} files published)", 0.0, 0.0, 0.0))
     return rows
 
 
@@ -108,18 +137,20 @@ def main() -> None:
     work = args.keep or Path(tempfile.mkdtemp(prefix="cccn-bench-"))
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; work folder {work}")
     print(f"{'news':>7} {'events':>6}  {'scenario':<26} {'seconds':>8} {'x floor':>8} "
-          f"{'peak MB':>8} {'x floor':>8}")  # fmt: skip
+          f"{'RSS MB':>8} {'x floor':>8} {'all MB':>8} {'x floor':>8}")  # fmt: skip
     for size in args.sizes:
         rows = measure(size, work)
-        floor_s, floor_mb = rows[0][1], rows[0][2]
-        for label, seconds, peak in rows:
+        floor_s, floor_mb, floor_all = rows[0][1:]
+        for label, seconds, peak, total in rows:
             if seconds == 0.0:
                 print(f"{size:>7} {size // 5:>6}  {label}")
                 continue
             print(
                 f"{size:>7} {size // 5:>6}  {label:<26} {seconds:>8.3f} {seconds / floor_s:>8.2f} "
-                f"{peak:>8.1f} {peak / floor_mb:>8.2f}"
+                f"{peak:>8.1f} {peak / floor_mb:>8.2f} {total:>8.1f} {total / floor_all:>8.2f}"
             )
+    print("RSS MB: peak resident memory of the largest process; all MB: peak proportional "
+          "set size of all the command's processes (sampled every 20 ms)")  # fmt: skip
     print(f"cccn-feeds --help: {help_time() * 1000:.0f} ms (median of 7)")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

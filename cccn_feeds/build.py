@@ -247,8 +247,8 @@ def _build_locked(
 ) -> BuildResult:
     """The part of a build that reads and writes the output and state folders."""
     from cccn_feeds.linkstate import declared_broken
+    from cccn_feeds.parallel import render_into
     from cccn_feeds.parsecache import CACHE_NAME, save_pending
-    from cccn_feeds.render import stream_all
 
     state_dir = settings.paths.state_dir
     with output_lock(state_dir, wait=lock_wait):
@@ -282,8 +282,7 @@ def _build_locked(
         )
         MEMO.begin(store.get("markdown", {}))
         with Publisher(settings.paths.output_dir, state_dir) as publisher:
-            for path, data in stream_all(ctx, chosen):
-                publisher.add(path, data)
+            render_into(ctx, chosen, publisher)
             report = publisher.commit(ctx.output_keys)
         _write_store(
             state_dir / STORE,

@@ -100,6 +100,11 @@ class BuildContext:
         self._stored[key] = value
         return cast(T, value)
 
+    def made_elsewhere(self, keys: Mapping[str, str], stored: Mapping[str, Any]) -> None:
+        """Take the output keys and stored values of outputs another process rendered."""
+        self._keys.update(keys)
+        self._stored.update(stored)
+
     @property
     def used_store(self) -> dict[str, Any]:
         """The stored values this build used (the next build's store)."""

@@ -258,24 +258,33 @@ class Publisher:
 
     def add(self, path: str, data: Output) -> None:
         """Take one output: unchanged, reused, or staged to replace the published file."""
-        if path in self.manifest:
-            raise RuntimeError(f"{path} is produced twice")
+        self.adopt(path, *self.stage(path, data))
+
+    def stage(self, path: str, data: Output) -> tuple[str, str | None]:
+        """Look at one output and stage it if it changed; returns its digest and the
+        temporary file (None when the published file stays). Records nothing, so another
+        process of the same build can stage and hand the result over (see :meth:`adopt`)."""
         target = self.out_dir.joinpath(*check_relpath(path).parts)
         if isinstance(data, Reused):
             if path not in self.previous:
                 raise RuntimeError(f"{path}: reused but never published")
-            self.manifest[path] = self.previous[path]
-            self.report.unchanged.append(path)
-            return
-        self.manifest[path] = digest(data)
+            return self.previous[path], None
+        known = digest(data)
         if _unchanged(target, data, self.previous.get(path)):
-            self.report.unchanged.append(path)
-            return
+            return known, None
         if target.parent not in self._dirs:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._dirs.add(target.parent)
-        self.staged.append((_stage(target, data), target))
-        self.report.written.append(path)
+        return known, _stage(target, data)
+
+    def adopt(self, path: str, known: str, tmp: str | None) -> None:
+        """Record one output staged by :meth:`stage` (here or in a helper process)."""
+        if tmp is not None:
+            self.staged.append((tmp, self.out_dir.joinpath(*check_relpath(path).parts)))
+        if path in self.manifest:
+            raise RuntimeError(f"{path} is produced twice")
+        self.manifest[path] = known
+        (self.report.written if tmp is not None else self.report.unchanged).append(path)
 
     def abort(self) -> None:
         """Remove what was staged; the published folder stays as it was."""

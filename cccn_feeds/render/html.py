@@ -535,8 +535,9 @@ def event_schema(ctx: BuildContext, event: Event) -> dict[str, Any]:
 # --- the outputs ---------------------------------------------------------------------------
 
 
-def render_page(ctx: BuildContext) -> str:
-    """``index.html`` as text."""
+def render_page(ctx: BuildContext) -> bytes:
+    """``index.html`` as UTF-8, encoded piece by piece as the template produces it (the
+    whole page as one string can take four bytes a character)."""
     limits = ctx.settings.page
     news = ctx.content.news[: limits.max_news]
     past = ctx.recent_past[: limits.max_past_events]
@@ -546,10 +547,10 @@ def render_page(ctx: BuildContext) -> str:
     graph += [event_schema(ctx, e) for e in (*ctx.forthcoming, *past)]
     site = ctx.site
     groups = feed_groups(ctx)
-    return (
+    chunks = (
         environment()
         .get_template("index.html")
-        .render(
+        .generate(
             site=site,
             page_url=ctx.url(),
             source_link=site.link,
@@ -571,6 +572,7 @@ def render_page(ctx: BuildContext) -> str:
             json_ld=json_for_script({"@context": "https://schema.org", "@graph": graph}),
         )
     )
+    return b"".join(chunk.encode("utf-8") for chunk in chunks)
 
 
 def render_opml(ctx: BuildContext) -> str:
@@ -607,7 +609,7 @@ def render(ctx: BuildContext) -> dict[str, Output]:
     """``index.html`` and ``feeds.opml``, each reused when its inputs did not change."""
     return {
         "index.html": ctx.keyed(
-            "index.html", page_parts(ctx), lambda: render_page(ctx).encode("utf-8")
+            "index.html", page_parts(ctx), lambda: render_page(ctx)
         ),
         "feeds.opml": ctx.keyed(
             "feeds.opml", [repr(ctx.catalog)], lambda: render_opml(ctx).encode("utf-8")

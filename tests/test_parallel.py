@@ -1,0 +1,107 @@
+"""Builds on two cores (cccn_feeds.parallel): the same files and state as on one core, and a
+failure in the helper process leaves the published folder as it was."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+from cccn_feeds import parallel
+from cccn_feeds.build import build
+from tests.conftest import EXAMPLE_NOW, make_settings
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "lock"
+    }
+
+
+def _one_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parallel, "_may_fork", lambda: False)
+
+
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the helper processes started (the real fork runs)."""
+    started: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            started.append(pid)
+        return pid
+
+    monkeypatch.setattr(parallel.os, "fork", fork)
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    return started
+
+
+def test_two_cores_give_the_files_and_state_of_one(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    settings = make_settings(data_dir, tmp_path / "out")
+    with monkeypatch.context() as one_core:
+        _one_core(one_core)
+        build(settings, now=EXAMPLE_NOW)
+    one = _files(tmp_path / "out")
+    shutil.rmtree(tmp_path / "out")
+    result = build(settings, now=EXAMPLE_NOW)
+    assert forks, "the build did not use a helper process"
+    assert result.report.written
+    both = _files(tmp_path / "out")
+    assert one.keys() == both.keys()
+    for path in one:  # the state too: manifest with input keys, stored values, history
+        assert one[path] == both[path], path
+    # The next build finds everything the helper made reusable, as for one core.
+    (data_dir / "news.yaml").write_text(
+        (data_dir / "news.yaml").read_text(encoding="utf-8").replace("Example:", "Example -", 1),
+        encoding="utf-8",
+    )
+    again = build(settings, now=EXAMPLE_NOW)
+    assert again.report.written and again.report.unchanged
+    assert not any(p.endswith(".ics") for p in again.report.written)
+
+
+def test_a_failing_helper_leaves_the_output_as_it_was(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    settings = make_settings(data_dir, tmp_path / "out")
+    build(settings, now=EXAMPLE_NOW)
+    before = _files(tmp_path / "out")
+    from cccn_feeds.render import html
+
+    def broken(ctx: object) -> dict[str, bytes]:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(html, "render", broken)
+    with pytest.raises(Exception, match="No space left on device"):
+        build(settings, now=EXAMPLE_NOW, force=True)
+    assert forks
+    assert _files(tmp_path / "out") == before
+    leftovers = [p for p in (tmp_path / "out").rglob(".*.tmp")]
+    assert not leftovers
+
+
+def test_a_threaded_process_builds_on_one_core(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[int] = []
+    monkeypatch.setattr(parallel.os, "fork", lambda: started.append(1) or 0)
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        build(make_settings(data_dir, tmp_path / "out"), now=EXAMPLE_NOW)
+    finally:
+        stop.set()
+        other.join()
+    assert not started
