@@ -1,17 +1,17 @@
-"""Rendering on two cores: a forked process renders some outputs while this one renders
-the rest.
+"""Work on two cores: a forked helper does one part of a job while this process does the
+other.
 
-The helper is a fork of the build taken after loading and validation, so it shares the
-content, the context and the output lock without copying them. It stages its outputs
-beside their targets (as :meth:`Publisher.stage` does) and sends back, through a pipe,
-what the publisher records of them, the input keys of those outputs, the values they
-stored for the next build and the Markdown they rendered. The publisher then commits
-everything at once: the published folder changes as it does for a build on one core,
-and the bytes are the same.
+The helper is a fork, so it shares what this process has made (the content, the context,
+the output lock) without copying it; its result comes back pickled through a pipe. A
+build uses one for the two costly stages: parsing the data (each process parses half of
+the items not parsed before) and rendering (the helper renders the calendars and the
+page and stages their files, this process the feeds; the publisher then records the
+helper's files as its own and commits everything at once). The bytes are those of a
+build on one core.
 
-A build runs on one core when the process has other threads (``serve``: forking a
-threaded process can copy a lock another thread holds), when there is one core, or where
-``fork`` does not exist.
+Work stays on one core when the process has other threads (``serve``: forking a threaded
+process can copy a lock another thread holds), when there is one core, or where ``fork``
+does not exist.
 """
 
 from __future__ import annotations
@@ -20,71 +20,89 @@ import os
 import pickle
 import threading
 import traceback
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from cccn_feeds.context import BuildContext
 from cccn_feeds.publish import Publisher
 from cccn_feeds.render import stream_all
 from cccn_feeds.text import MEMO
 
-# Renderers given to the helper: about as much work as the feeds (RSS, Atom, JSON) left
-# to this process at every size measured (bench/run.py).
+A = TypeVar("A")
+B = TypeVar("B")
+
+# Renderers given to the helper: about as much work as the feeds left to this process at
+# every size measured (bench/run.py); JSON Feed stays here, where the feed items are made.
 HELPER_RENDERERS = ("cccn_feeds.render.ics", "cccn_feeds.render.html")
 
 
-def render_into(ctx: BuildContext, names: tuple[str, ...], publisher: Publisher) -> None:
-    """Render the outputs of ``names`` into ``publisher``, on two cores when possible."""
-    theirs = tuple(n for n in names if n in HELPER_RENDERERS)
-    mine = tuple(n for n in names if n not in HELPER_RENDERERS)
-    if not theirs or not mine or not _may_fork():
-        _render(ctx, names, publisher)
-        return
-    read_end, write_end = os.pipe()
-    parent = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the helper
-        os.close(read_end)
-        _helper(ctx, theirs, publisher, write_end, parent)  # never returns
-    os.close(write_end)
-    try:
-        _render(ctx, mine, publisher)
-    finally:  # the helper's files are adopted even when this side failed (abort removes them)
-        with os.fdopen(read_end, "rb") as pipe:
-            answer = pipe.read()
-        os.waitpid(pid, 0)
-        _adopt(ctx, publisher, answer)
+@dataclass(frozen=True, slots=True)
+class Outcome(Generic[A]):
+    """What one side of :func:`run_beside` gave: a value or the exception it raised."""
+
+    value: A | None = None
+    error: BaseException | None = None
+
+    def get(self) -> A:
+        """The value, or the exception raised."""
+        if self.error is not None:
+            raise self.error
+        return self.value  # type: ignore[return-value]
 
 
-def _may_fork() -> bool:
+def may_fork() -> bool:
+    """Whether work may go to a forked helper here and now."""
     return hasattr(os, "fork") and (os.cpu_count() or 1) > 1 and threading.active_count() == 1
 
 
-def _render(ctx: BuildContext, names: tuple[str, ...], publisher: Publisher) -> None:
-    for path, data in stream_all(ctx, names):
-        publisher.add(path, data)
+def run_beside(here: Callable[[], A], there: Callable[[], B]) -> tuple[Outcome[A], Outcome[B]]:
+    """Run ``here`` in this process and ``there`` in a forked helper at the same time.
+
+    Both outcomes are returned, whichever failed; the helper has ended by then. Without a
+    helper (see :func:`may_fork`) the two run one after the other, here first.
+    """
+    if not may_fork():
+        return _outcome(here), _outcome(there)
+    read_end, write_end = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the helper: never returns
+        os.close(read_end)
+        _helper(there, write_end, parent)
+    os.close(write_end)
+    try:
+        mine = _outcome(here)
+    finally:
+        with os.fdopen(read_end, "rb") as pipe:
+            answer = pipe.read()
+        os.waitpid(pid, 0)
+    if not answer:
+        return mine, Outcome(error=RuntimeError("the helper process died without an answer"))
+    theirs: Outcome[B] = pickle.loads(answer)
+    return mine, theirs
 
 
-def _helper(
-    ctx: BuildContext, names: tuple[str, ...], publisher: Publisher, fd: int, parent: int
-) -> None:
-    """Render, stage, report through ``fd`` and exit without running any cleanup of the
-    parent's (the lock, the publisher's temporaries and the state stay the parent's)."""
+def _outcome(work: Callable[[], A]) -> Outcome[A]:
+    try:
+        return Outcome(value=work())
+    except Exception as exc:  # handed to the caller, which raises it
+        return Outcome(error=exc)
+
+
+def _helper(work: Callable[[], Any], fd: int, parent: int) -> None:
+    """Do the work, send the outcome through ``fd`` and exit at once: nothing of the
+    parent's (the lock, temporaries, state) is cleaned up or flushed from here."""
     code = 0
-    staged: list[tuple[str, str, str | None]] = []
     try:
         _die_with_parent(parent)
         try:
-            for path, data in stream_all(ctx, names):
-                staged.append((path, *publisher.stage(path, data)))
-            paths = {path for path, _, _ in staged}
-            keys = {k: v for k, v in ctx.output_keys.items() if k in paths}
-            answer: Any = ("done", staged, keys, ctx.used_store, MEMO.used)
+            outcome: Outcome[Any] = Outcome(value=work())
         except BaseException as exc:  # handed to the parent, which raises it
             code = 1
-            answer = ("failed", staged, _portable(exc))
+            outcome = Outcome(error=_portable(exc))
         with os.fdopen(fd, "wb") as pipe:
-            pickle.dump(answer, pipe, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(outcome, pipe, protocol=pickle.HIGHEST_PROTOCOL)
     finally:
         os._exit(code)
 
@@ -110,23 +128,51 @@ def _portable(exc: BaseException) -> BaseException:
         pickle.loads(pickle.dumps(exc))
     except Exception:  # any failure to pickle
         text = "".join(traceback.format_exception(exc))
-        return RuntimeError(f"rendering failed in the helper process:\n{text}")
+        return RuntimeError(f"the helper process failed:\n{text}")
     return exc
 
 
-def _adopt(ctx: BuildContext, publisher: Publisher, answer: bytes) -> None:
-    """Record the helper's outputs; raise its error, or one for a helper that died."""
-    if not answer:
-        raise RuntimeError("the rendering helper process died without an answer")
-    result = pickle.loads(answer)
-    _record(publisher, result[1])
-    if result[0] == "failed":
-        raise result[2]
-    _, _, keys, stored, markdown = result
+# --- rendering --------------------------------------------------------------------------
+
+Staged = list[tuple[str, str, str | None]]  # path, digest, temporary file (None: unchanged)
+
+
+def render_into(ctx: BuildContext, names: tuple[str, ...], publisher: Publisher) -> None:
+    """Render the outputs of ``names`` into ``publisher``, on two cores when possible."""
+    theirs = tuple(n for n in names if n in HELPER_RENDERERS)
+    mine = tuple(n for n in names if n not in HELPER_RENDERERS)
+    if not theirs or not mine or not may_fork():
+        _render(ctx, names, publisher)
+        return
+    here, there = run_beside(
+        lambda: _render(ctx, mine, publisher), lambda: _stage(ctx, theirs, publisher)
+    )
+    staged, keys, stored, markdown, failure = there.get()
+    for path, known, tmp in staged:  # adopted even after a failure: abort removes them
+        publisher.adopt(path, known, tmp)
+    here.get()
+    if failure is not None:
+        raise failure
     ctx.made_elsewhere(keys, stored)
     MEMO.used.update(markdown)
 
 
-def _record(publisher: Publisher, staged: Iterable[tuple[str, str, str | None]]) -> None:
-    for path, known, tmp in staged:
-        publisher.adopt(path, known, tmp)
+def _render(ctx: BuildContext, names: tuple[str, ...], publisher: Publisher) -> None:
+    for path, data in stream_all(ctx, names):
+        publisher.add(path, data)
+
+
+def _stage(
+    ctx: BuildContext, names: tuple[str, ...], publisher: Publisher
+) -> tuple[Staged, dict[str, str], dict[str, Any], dict[str, str], BaseException | None]:
+    """In the helper: render and stage; what the publisher and the next build need back.
+    A failure is returned with the files staged so far, so that they can be removed."""
+    staged: Staged = []
+    try:
+        for path, data in stream_all(ctx, names):
+            staged.append((path, *publisher.stage(path, data)))
+    except Exception as exc:  # returned with what was staged
+        return staged, {}, {}, {}, _portable(exc)
+    paths = {path for path, _, _ in staged}
+    keys = {k: v for k, v in ctx.output_keys.items() if k in paths}
+    return staged, keys, ctx.used_store, MEMO.used, None

@@ -116,26 +116,62 @@ def _validate_piece(kind: str, text: str, first: int, name: str, index: int, tz:
     return item
 
 
-def _load_kind(
+Job = tuple[str, str, int, str, int]  # kind, text, first line, file name, index
+
+
+def _pieces(
     kind: str,
     path: Path,
     name: str,
     tz: ZoneInfo,
     cache: dict[str, tuple[int, Item]],
-    used: dict[str, tuple[int, Item]],
-    keys: dict[str, str],
-) -> list[Item]:
+    jobs: dict[str, Job],
+) -> list[tuple[str, int]]:
+    """The file's items as (piece key, first line); pieces not in ``cache`` join ``jobs``."""
     pieces = split_items(read_text(path, name), kind)
     if pieces is None:
         raise _Fallback
-    items: list[Item] = []
+    found: list[tuple[str, int]] = []
     for index, (first, text) in enumerate(pieces):
         key = _piece_key(kind, tz, text)
-        entry = cache.get(key)
-        if entry is None:
+        if key not in cache and key not in jobs:
+            jobs[key] = (kind, text, first, name, index)
+        found.append((key, first))
+    return found
+
+
+# Parsing is shared with a helper process from this many new pieces on (a fork and the
+# way back of the results cost about as much as parsing a few hundred pieces).
+_PARALLEL_FROM = 1000
+
+
+def _parse(jobs: dict[str, Job], tz: ZoneInfo) -> dict[str, tuple[int, Item]]:
+    """Parse and validate the new pieces: half of them in a helper when there are many."""
+
+    def parse(part: list[tuple[str, Job]]) -> list[tuple[str, tuple[int, Item]]]:
+        done = []
+        for key, (kind, text, first, name, index) in part:
             item = _validate_piece(kind, text, first, name, index, tz)
-            entry = (item.line, item)
-        used[key] = entry
+            done.append((key, (item.line, item)))
+        return done
+
+    todo = list(jobs.items())
+    if len(todo) < _PARALLEL_FROM:
+        return dict(parse(todo))
+    from cccn_feeds.parallel import run_beside
+
+    half = len(todo) // 2
+    here, there = run_beside(lambda: parse(todo[:half]), lambda: parse(todo[half:]))
+    return dict(here.get() + there.get())
+
+
+def _assemble(
+    kind: str, found: list[tuple[str, int]], known: dict[str, tuple[int, Item]],
+    used: dict[str, tuple[int, Item]], keys: dict[str, str],
+) -> list[Item]:  # fmt: skip
+    items: list[Item] = []
+    for key, first in found:
+        entry = used[key] = known[key]
         relative, item = entry
         keys[f"{kind}:{item.id}"] = key
         # Cached models are this build's own objects (fresh from the pickle): set the line
@@ -168,11 +204,15 @@ def load_content_cached(data_dir: Path, tz: ZoneInfo, cache_path: Path) -> Conte
     cache = _read_cache(cache_path)
     used: dict[str, tuple[int, Item]] = {}
     keys: dict[str, str] = {}
+    jobs: dict[str, Job] = {}
     try:
-        news = _load_kind("news", data_dir / "news.yaml", names["news"], tz, cache, used, keys)
-        events = _load_kind(
-            "events", data_dir / "events.yaml", names["events"], tz, cache, used, keys
-        )
+        found = {
+            kind: _pieces(kind, data_dir / f"{kind}.yaml", names[kind], tz, cache, jobs)
+            for kind in ("news", "events")
+        }
+        known = {**cache, **_parse(jobs, tz)}
+        news = _assemble("news", found["news"], known, used, keys)
+        events = _assemble("events", found["events"], known, used, keys)
         news_ids = {n.id for n in news}
         event_ids = {e.id for e in events}
         for item in news:

@@ -84,12 +84,25 @@ def markdown_text(text: str) -> str:
     return MEMO.get("text", _markdown_text, text)
 
 
+# An address urljoin gives back unchanged (it was the largest cost left in rendering
+# Markdown): a host, then path segments that are not dot segments, then a non-empty query
+# and fragment. Anything else goes through urljoin.
+_PLAIN_ABSOLUTE = re.compile(
+    r"(?:https?://[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?"
+    r"(?:/(?!\.\.?(?:/|$|[?#]))[A-Za-z0-9_~%=&+,:@!$'()*.-]*)*"
+    r"|mailto:[^\s?#]+)"
+    r"(?:\?[^#\s]+)?(?:#\S+)?$"
+)
+
+
 def _markdown_html(text: str, base: str) -> str:
     import nh3
 
     def absolute(_tag: str, attribute: str, value: str) -> str:
         # Readers break on relative links: every href and src is made absolute.
-        return urljoin(base, value) if base and attribute in {"href", "src"} else value
+        if not base or attribute not in {"href", "src"} or _PLAIN_ABSOLUTE.match(value):
+            return value
+        return urljoin(base, value)
 
     clean = nh3.clean(
         _render_html(text),

@@ -24,7 +24,7 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def _one_core(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parallel, "_may_fork", lambda: False)
+    monkeypatch.setattr(parallel, "may_fork", lambda: False)
 
 
 @pytest.fixture
@@ -105,3 +105,48 @@ def test_a_threaded_process_builds_on_one_core(
         stop.set()
         other.join()
     assert not started
+
+
+def _corpus(folder: Path, news: int) -> Path:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from corpus import write_corpus
+
+    write_corpus(folder, news, news // 5)
+    return folder
+
+
+def test_parsing_on_two_cores_gives_the_same_content(tmp_path: Path, forks: list[int]) -> None:
+    from cccn_feeds.parsecache import _PARALLEL_FROM, load_content_cached
+    from cccn_feeds.validate import load_content
+    from tests.conftest import LUX
+
+    data = _corpus(tmp_path / "data", _PARALLEL_FROM)
+    both = load_content_cached(data, LUX, tmp_path / "cache.pickle")
+    assert forks, "parsing did not use a helper process"
+    one = load_content(data, LUX)
+    assert both.news == one.news and both.events == one.events
+    assert [n.line for n in both.news] == [n.line for n in one.news]
+
+
+def test_a_mistake_in_the_helpers_half_gives_the_usual_message(
+    tmp_path: Path, forks: list[int]
+) -> None:
+    from cccn_feeds.errors import DataError
+    from cccn_feeds.parsecache import _PARALLEL_FROM, load_content_cached
+    from cccn_feeds.validate import load_content
+    from tests.conftest import LUX
+
+    data = _corpus(tmp_path / "data", _PARALLEL_FROM)
+    news = data / "news.yaml"
+    text = news.read_text(encoding="utf-8")
+    last = text.rindex("    date: ")
+    news.write_text(text[:last] + "    date: 2025-02-30\n" + text[last:].split("\n", 1)[1])
+    with pytest.raises(DataError) as canonical:
+        load_content(data, LUX)
+    with pytest.raises(DataError) as fast:
+        load_content_cached(data, LUX, tmp_path / "cache.pickle")
+    assert forks
+    assert fast.value.problems == canonical.value.problems
+    assert [p.field for p in canonical.value.problems] == [f"news[{_PARALLEL_FROM - 1}].date"]

@@ -4,6 +4,8 @@ member may type: every CommonMark construct the feeds use, raw HTML, hostile lin
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import html as lxml_html
 
 from cccn_feeds.text import markdown_html, markdown_text
@@ -102,3 +104,42 @@ def test_dangerous_addresses_are_dropped(source: str) -> None:
 )
 def test_markdown_to_text(source: str, expected: str) -> None:
     assert markdown_text(source) == expected
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.sampled_from(["https://", "http://", "mailto:", "HTTPS://", "ftp://", "https:", "https:/"]),
+    st.lists(
+        st.sampled_from([*"ab/.?#;:@%&=+ -9", "..", "/./", "/../", "é", "//", "?#", "x.org",
+                         "/.", "/..", "#?", "?/.."]),
+        max_size=12,
+    ).map("".join),
+    st.sampled_from([BASE, "http://x.org", "https://a.b/c/d?e#f", "mailto:x@y"]),
+)  # fmt: skip
+def test_addresses_left_alone_are_those_urljoin_gives_back(
+    scheme: str, rest: str, base: str
+) -> None:
+    """Links that are already absolute skip urljoin only when it would not change them."""
+    from urllib.parse import urljoin
+
+    from cccn_feeds.text import _PLAIN_ABSOLUTE
+
+    value = scheme + rest
+    if _PLAIN_ABSOLUTE.match(value):
+        assert urljoin(base, value) == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["https://x.org/a/../b", "https://x.org/./a", "https://x.org/a/..", "https://x.org/a/.",
+     "https://x.org/a?", "https://x.org/a#", "https://x.org/a?#", "https://x.org", "https://",
+     "mailto:", "http://x.org/a/b/../../c?q=1#f", "https://x.org/a/.hidden/b.html",
+     "https://a/;", "https://a/b;c", "https://a/b;"],
+)  # fmt: skip
+def test_tricky_addresses_skip_urljoin_only_when_unchanged(value: str) -> None:
+    from urllib.parse import urljoin
+
+    from cccn_feeds.text import _PLAIN_ABSOLUTE
+
+    for base in (BASE, "http://x.org/p/q"):
+        assert not _PLAIN_ABSOLUTE.match(value) or urljoin(base, value) == value

@@ -226,8 +226,9 @@ def _document(ctx: BuildContext, page: FeedPage, fmt: str) -> bytes:
     source = page.doc.source
     write = partial(_piece, ctx, fmt, root.nsmap)
     items = [source.written(key, fmt, write) for key in page.ids]
-    data = b"".join([head[: -len(close)], *items, close])
-    return _hex_references(data) if fmt == "rss" else data
+    if fmt == "rss":
+        head = _hex_references(head)  # the items had theirs when they were written
+    return b"".join([head[: -len(close)], *items, close])
 
 
 def _piece(ctx: BuildContext, fmt: str, nsmap: Any, item: FeedItem) -> bytes:
@@ -237,9 +238,13 @@ def _piece(ctx: BuildContext, fmt: str, nsmap: Any, item: FeedItem) -> bytes:
     a build. The bytes are those feedgen and lxml write (a property test compares the two
     on generated items); text that XML cannot carry goes through feedgen, which refuses it.
     """
+    if fmt != "rss":
+        if _NOT_XML.search(_all_text(item)):
+            return _feedgen_piece(ctx, "feed", nsmap, item)
+        return _atom_entry(ctx, item)
     if _NOT_XML.search(_all_text(item)):
-        return _feedgen_piece(ctx, "rss" if fmt == "rss" else "feed", nsmap, item)
-    return _rss_item(ctx, item) if fmt == "rss" else _atom_entry(ctx, item)
+        return _hex_references(_feedgen_piece(ctx, "rss", nsmap, item))
+    return _hex_references(_rss_item(ctx, item))
 
 
 # Characters XML 1.0 cannot carry (lxml refuses them).
