@@ -248,12 +248,14 @@ def _build_locked(
     """The part of a build that reads and writes the output and state folders."""
     from cccn_feeds.linkstate import declared_broken
     from cccn_feeds.parallel import render_into
-    from cccn_feeds.parsecache import CACHE_NAME, save_pending
+    from cccn_feeds.parsecache import CACHE_NAME, take_pending
 
     state_dir = settings.paths.state_dir
     with output_lock(state_dir, wait=lock_wait):
         _claim_state(state_dir, settings.paths.output_dir)
-        save_pending(state_dir / CACHE_NAME)
+        # Written by the rendering helper when there is one (it costs as much as a tenth
+        # of a cold build), else before rendering.
+        save_cache = take_pending(state_dir / CACHE_NAME)
         previous = _read_history(state_dir / HISTORY)
         advanced = advance(
             previous,
@@ -282,7 +284,7 @@ def _build_locked(
         )
         MEMO.begin(store.get("markdown", {}))
         with Publisher(settings.paths.output_dir, state_dir) as publisher:
-            render_into(ctx, chosen, publisher)
+            render_into(ctx, chosen, publisher, first=save_cache)
             report = publisher.commit(ctx.output_keys)
         _write_store(
             state_dir / STORE,

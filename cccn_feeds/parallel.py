@@ -137,15 +137,24 @@ def _portable(exc: BaseException) -> BaseException:
 Staged = list[tuple[str, str, str | None]]  # path, digest, temporary file (None: unchanged)
 
 
-def render_into(ctx: BuildContext, names: tuple[str, ...], publisher: Publisher) -> None:
-    """Render the outputs of ``names`` into ``publisher``, on two cores when possible."""
+def render_into(
+    ctx: BuildContext,
+    names: tuple[str, ...],
+    publisher: Publisher,
+    first: Callable[[], None] = lambda: None,
+) -> None:
+    """Render the outputs of ``names`` into ``publisher``, on two cores when possible.
+
+    ``first`` is done before the helper's rendering (before all of it on one core).
+    """
     theirs = tuple(n for n in names if n in HELPER_RENDERERS)
     mine = tuple(n for n in names if n not in HELPER_RENDERERS)
     if not theirs or not mine or not may_fork():
+        first()
         _render(ctx, names, publisher)
         return
     here, there = run_beside(
-        lambda: _render(ctx, mine, publisher), lambda: _stage(ctx, theirs, publisher)
+        lambda: _render(ctx, mine, publisher), lambda: _stage(ctx, theirs, publisher, first)
     )
     staged, keys, stored, markdown, failure = there.get()
     for path, known, tmp in staged:  # adopted even after a failure: abort removes them
@@ -163,12 +172,13 @@ def _render(ctx: BuildContext, names: tuple[str, ...], publisher: Publisher) -> 
 
 
 def _stage(
-    ctx: BuildContext, names: tuple[str, ...], publisher: Publisher
+    ctx: BuildContext, names: tuple[str, ...], publisher: Publisher, first: Callable[[], None]
 ) -> tuple[Staged, dict[str, str], dict[str, Any], dict[str, str], BaseException | None]:
     """In the helper: render and stage; what the publisher and the next build need back.
     A failure is returned with the files staged so far, so that they can be removed."""
     staged: Staged = []
     try:
+        first()
         for path, data in stream_all(ctx, names):
             staged.append((path, *publisher.stage(path, data)))
     except Exception as exc:  # returned with what was staged

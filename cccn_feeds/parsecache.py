@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -189,9 +190,15 @@ PENDING: dict[Path, dict[str, tuple[int, Item]]] = {}
 
 def save_pending(cache_path: Path) -> None:
     """Write what the last load of ``cache_path`` parsed anew (the caller holds the lock)."""
+    take_pending(cache_path)()
+
+
+def take_pending(cache_path: Path) -> Callable[[], None]:
+    """What :func:`save_pending` does, to be done later (by a build's helper process)."""
     used = PENDING.pop(cache_path, None)
-    if used is not None:
-        dump_pickle_atomic(cache_path, used, _VERSION)
+    if used is None:
+        return lambda: None
+    return lambda: dump_pickle_atomic(cache_path, used, _VERSION)
 
 
 def _read_cache(path: Path) -> dict[str, tuple[int, Item]]:
