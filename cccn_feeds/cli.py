@@ -8,6 +8,9 @@ only inside the command that needs them, so ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -221,5 +224,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The console script: :func:`main`, then an exit that skips tearing down the
+    interpreter. Everything is written and closed by then; freeing a large build's objects
+    one by one only delayed the exit (by about a tenth of a one-item rebuild's time)."""
+    code = main()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        # A closed pipe (``| head``) has nothing more to take.
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

@@ -111,3 +111,20 @@ def test_help_is_fast_to_import() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_console_script_flushes_and_exits_with_the_command_status(tmp_path: Path) -> None:
+    """The script ends without tearing down the interpreter: output still arrives whole,
+    the status is the command's, and a reader that stops early gets no error message."""
+    exe = Path(sys.executable).with_name("cccn-feeds")
+    schema = subprocess.run([str(exe), "schema", "news"], capture_output=True, check=False)
+    assert schema.returncode == 0 and schema.stdout.rstrip().endswith(b"}")
+    bad = subprocess.run(
+        [str(exe), "build", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "nothing was published" in bad.stderr
+    head = subprocess.run(
+        f"'{exe}' schema news | head -c 10", shell=True, capture_output=True, check=False
+    )
+    assert head.stdout and b"Exception" not in head.stderr and b"Error" not in head.stderr
