@@ -176,7 +176,10 @@ def prepare(settings: Settings, *, cache: bool = True) -> Content:
     from cccn_feeds.parsecache import CACHE_NAME, load_content_cached
 
     return load_content_cached(
-        settings.paths.data_dir, settings.site.tz, settings.paths.state_dir / CACHE_NAME
+        settings.paths.data_dir,
+        settings.site.tz,
+        settings.paths.state_dir / CACHE_NAME,
+        parallel=settings.build.parallel,
     )
 
 
@@ -284,7 +287,7 @@ def _build_locked(
         )
         MEMO.begin(store.get("markdown", {}))
         with Publisher(settings.paths.output_dir, state_dir) as publisher:
-            render_into(ctx, chosen, publisher, first=save_cache)
+            render_into(ctx, chosen, publisher, first=save_cache, parallel=settings.build.parallel)
             report = publisher.commit(ctx.output_keys)
         _write_store(
             state_dir / STORE,

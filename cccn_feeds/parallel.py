@@ -142,14 +142,16 @@ def render_into(
     names: tuple[str, ...],
     publisher: Publisher,
     first: Callable[[], None] = lambda: None,
+    parallel: bool = True,
 ) -> None:
-    """Render the outputs of ``names`` into ``publisher``, on two cores when possible.
+    """Render the outputs of ``names`` into ``publisher``, on two cores when ``parallel``
+    and possible (:func:`may_fork`).
 
     ``first`` is done before the helper's rendering (before all of it on one core).
     """
     theirs = tuple(n for n in names if n in HELPER_RENDERERS)
     mine = tuple(n for n in names if n not in HELPER_RENDERERS)
-    if not theirs or not mine or not may_fork():
+    if not theirs or not mine or not parallel or not may_fork():
         first()
         _render(ctx, names, publisher)
         return

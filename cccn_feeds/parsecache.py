@@ -146,7 +146,7 @@ def _pieces(
 _PARALLEL_FROM = 1000
 
 
-def _parse(jobs: dict[str, Job], tz: ZoneInfo) -> dict[str, tuple[int, Item]]:
+def _parse(jobs: dict[str, Job], tz: ZoneInfo, parallel: bool) -> dict[str, tuple[int, Item]]:
     """Parse and validate the new pieces: half of them in a helper when there are many."""
 
     def parse(part: list[tuple[str, Job]]) -> list[tuple[str, tuple[int, Item]]]:
@@ -157,7 +157,7 @@ def _parse(jobs: dict[str, Job], tz: ZoneInfo) -> dict[str, tuple[int, Item]]:
         return done
 
     todo = list(jobs.items())
-    if len(todo) < _PARALLEL_FROM:
+    if not parallel or len(todo) < _PARALLEL_FROM:
         return dict(parse(todo))
     from cccn_feeds.parallel import run_beside
 
@@ -205,8 +205,13 @@ def _read_cache(path: Path) -> dict[str, tuple[int, Item]]:
     return load_pickle(path, _VERSION)
 
 
-def load_content_cached(data_dir: Path, tz: ZoneInfo, cache_path: Path) -> Content:
-    """Like :func:`cccn_feeds.validate.load_content`, reusing items parsed by earlier builds."""
+def load_content_cached(
+    data_dir: Path, tz: ZoneInfo, cache_path: Path, *, parallel: bool = True
+) -> Content:
+    """Like :func:`cccn_feeds.validate.load_content`, reusing items parsed by earlier builds.
+
+    With ``parallel``, many new items are parsed on two cores (see cccn_feeds.parallel).
+    """
     names = {key: display_path(data_dir / f"{key}.yaml") for key in ("news", "events")}
     cache = _read_cache(cache_path)
     used: dict[str, tuple[int, Item]] = {}
@@ -217,7 +222,7 @@ def load_content_cached(data_dir: Path, tz: ZoneInfo, cache_path: Path) -> Conte
             kind: _pieces(kind, data_dir / f"{kind}.yaml", names[kind], tz, cache, jobs)
             for kind in ("news", "events")
         }
-        known = {**cache, **_parse(jobs, tz)}
+        known = {**cache, **_parse(jobs, tz, parallel)}
         news = _assemble("news", found["news"], known, used, keys)
         events = _assemble("events", found["events"], known, used, keys)
         news_ids = {n.id for n in news}

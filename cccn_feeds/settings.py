@@ -151,6 +151,13 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BuildSettings:
+    """How a build uses the machine."""
+
+    parallel: bool = True  # parse and render on two cores (a forked helper process)
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting, by table."""
 
@@ -162,6 +169,7 @@ class Settings:
     linkcheck: LinkcheckSettings = field(default_factory=LinkcheckSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
+    build: BuildSettings = field(default_factory=BuildSettings)
     config_file: str = ""  # the file read, if any
 
     def replace(self, table: str, **values: Any) -> Settings:

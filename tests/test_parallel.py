@@ -150,3 +150,11 @@ def test_a_mistake_in_the_helpers_half_gives_the_usual_message(
     assert forks
     assert fast.value.problems == canonical.value.problems
     assert [p.field for p in canonical.value.problems] == [f"news[{_PARALLEL_FROM - 1}].date"]
+
+
+def test_parallel_false_keeps_a_build_in_one_process(
+    data_dir: Path, tmp_path: Path, forks: list[int]
+) -> None:
+    settings = make_settings(data_dir, tmp_path / "out", build={"parallel": False})
+    assert build(settings, now=EXAMPLE_NOW).report.written
+    assert not forks
