@@ -22,6 +22,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from cccn_feeds.codekey import code_key
@@ -39,6 +40,7 @@ from cccn_feeds.validate import (
 )
 
 CACHE_NAME = "parse-cache.pickle"
+SPLITS_NAME = "split-cache.pickle"  # beside CACHE_NAME: how each data file was cut
 _VERSION = 3
 _COMMENT_OR_BLANK = re.compile(r"^\s*(?:#.*)?$")
 
@@ -120,6 +122,9 @@ def _validate_piece(kind: str, text: str, first: int, name: str, index: int, tz:
 Job = tuple[str, str, int, str, int]  # kind, text, first line, file name, index
 
 
+Split = tuple[str, list[tuple[str, int]]]  # file digest, (piece key, first line) per item
+
+
 def _pieces(
     kind: str,
     path: Path,
@@ -127,17 +132,28 @@ def _pieces(
     tz: ZoneInfo,
     cache: dict[str, tuple[int, Item]],
     jobs: dict[str, Job],
+    splits: dict[str, Split],
 ) -> list[tuple[str, int]]:
-    """The file's items as (piece key, first line); pieces not in ``cache`` join ``jobs``."""
-    pieces = split_items(read_text(path, name), kind)
+    """The file's items as (piece key, first line); pieces not in ``cache`` join ``jobs``.
+
+    A file whose text is the one cut last time (and whose pieces are all in the cache)
+    is not cut again: ``splits`` remembers each file's pieces under a hash of its text.
+    """
+    text = read_text(path, name)
+    digest = hashlib.blake2b(f"{tz.key}\0{text}".encode(), digest_size=16).hexdigest()
+    known = splits.get(kind)
+    if known is not None and known[0] == digest and all(key in cache for key, _ in known[1]):
+        return known[1]
+    pieces = split_items(text, kind)
     if pieces is None:
         raise _Fallback
     found: list[tuple[str, int]] = []
-    for index, (first, text) in enumerate(pieces):
-        key = _piece_key(kind, tz, text)
+    for index, (first, piece) in enumerate(pieces):
+        key = _piece_key(kind, tz, piece)
         if key not in cache and key not in jobs:
-            jobs[key] = (kind, text, first, name, index)
+            jobs[key] = (kind, piece, first, name, index)
         found.append((key, first))
+    splits[kind] = (digest, found)
     return found
 
 
@@ -185,7 +201,7 @@ def _assemble(
     return items
 
 
-PENDING: dict[Path, dict[str, tuple[int, Item]]] = {}
+PENDING: dict[Path, dict[str, Any]] = {}
 
 
 def save_pending(cache_path: Path) -> None:
@@ -195,10 +211,17 @@ def save_pending(cache_path: Path) -> None:
 
 def take_pending(cache_path: Path) -> Callable[[], None]:
     """What :func:`save_pending` does, to be done later (by a build's helper process)."""
-    used = PENDING.pop(cache_path, None)
-    if used is None:
-        return lambda: None
-    return lambda: dump_pickle_atomic(cache_path, used, _VERSION)
+    writes = [
+        (path, PENDING.pop(path))
+        for path in (cache_path, cache_path.with_name(SPLITS_NAME))
+        if path in PENDING
+    ]
+
+    def write() -> None:
+        for path, payload in writes:
+            dump_pickle_atomic(path, payload, _VERSION)
+
+    return write
 
 
 def _read_cache(path: Path) -> dict[str, tuple[int, Item]]:
@@ -214,12 +237,15 @@ def load_content_cached(
     """
     names = {key: display_path(data_dir / f"{key}.yaml") for key in ("news", "events")}
     cache = _read_cache(cache_path)
+    split_path = cache_path.with_name(SPLITS_NAME)
+    splits: dict[str, Split] = load_pickle(split_path, _VERSION).get(code_key(), {})
+    before = dict(splits)
     used: dict[str, tuple[int, Item]] = {}
     keys: dict[str, str] = {}
     jobs: dict[str, Job] = {}
     try:
         found = {
-            kind: _pieces(kind, data_dir / f"{kind}.yaml", names[kind], tz, cache, jobs)
+            kind: _pieces(kind, data_dir / f"{kind}.yaml", names[kind], tz, cache, jobs, splits)
             for kind in ("news", "events")
         }
         known = {**cache, **_parse(jobs, tz, parallel)}
@@ -242,6 +268,8 @@ def load_content_cached(
     misses = sum(1 for key in used if key not in cache)
     if misses > max(16, len(used) // 200) or (misses and not cache):
         PENDING[cache_path] = used
+    if splits != before:  # small: written whenever a file changed
+        PENDING[split_path] = {code_key(): splits}
     content = make_content(
         [n for n in news if isinstance(n, NewsItem)],
         [e for e in events if isinstance(e, Event)],

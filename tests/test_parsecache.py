@@ -116,3 +116,35 @@ class TestEquivalence:
         cache = tmp_path / "cache.pickle"
         cache.write_bytes(b"not a pickle")
         assert load_content_cached(copy, LUX, cache) == load_content(copy, LUX)
+
+
+class TestUnchangedFiles:
+    """A file whose text did not change is not cut into pieces again."""
+
+    def test_an_unchanged_file_is_not_cut_again(
+        self, copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        from cccn_feeds import parsecache
+
+        cache = tmp_path / "cache.pickle"
+        load_content_cached(copy, LUX, cache)
+        cut: list[str] = []
+        real = parsecache.split_items
+        monkeypatch.setattr(
+            parsecache, "split_items", lambda text, kind: cut.append(kind) or real(text, kind)
+        )
+        assert load_content_cached(copy, LUX, cache) == load_content(copy, LUX)
+        assert cut == []
+        events = copy / "events.yaml"
+        events.write_text(events.read_text().replace("Example", "Exemple", 1))
+        edited = load_content_cached(copy, LUX, cache)
+        assert cut == ["events"]
+        assert edited == load_content(copy, LUX)
+        assert [e.line for e in edited.events] == [e.line for e in load_content(copy, LUX).events]
+
+    def test_another_time_zone_does_not_reuse_the_cut(self, copy: Path, tmp_path: Path) -> None:
+        cache = tmp_path / "cache.pickle"
+        load_content_cached(copy, LUX, cache)
+        other = ZoneInfo("America/New_York")
+        assert load_content_cached(copy, other, cache) == load_content(copy, other)
+        assert load_content_cached(copy, LUX, cache) == load_content(copy, LUX)
