@@ -41,7 +41,8 @@ def build_cmd(data: Path, out: Path) -> list[str]:
 def peak_of(cmd: list[str]) -> tuple[float, float, float]:
     """Seconds, peak RSS of the largest process (MB) and peak memory of all its processes
     (MB, proportional set size summed over the process and its children, sampled every
-    20 ms: a build on two cores shares most pages with its helper, which RSS counts twice).
+    100 ms, which costs the build little: a build on two cores shares most pages with its
+    helper, which RSS counts twice).
 
     Dirty pages of the step before (the corpus, the last build's files) are flushed first,
     so that no scenario pays for the previous one's disk writes.
@@ -54,9 +55,13 @@ def peak_of(cmd: list[str]) -> tuple[float, float, float]:
         "t = time.perf_counter()\n"
         "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
         "top = 0.0\n"
-        "while p.poll() is None:\n"
+        "while True:\n"
         "    top = max(top, tree_pss(p.pid))\n"
-        "    time.sleep(0.02)\n"
+        "    try:\n"
+        "        p.wait(timeout=0.1)\n"
+        "        break\n"
+        "    except subprocess.TimeoutExpired:\n"
+        "        pass\n"
         "dt = time.perf_counter() - t\n"
         "err = p.stderr.read()\n"
         "if p.returncode: sys.stderr.write(err.decode()[-2000:]); sys.exit(p.returncode)\n"
@@ -150,7 +155,7 @@ def main() -> None:
                 f"{peak:>8.1f} {peak / floor_mb:>8.2f} {total:>8.1f} {total / floor_all:>8.2f}"
             )
     print("RSS MB: peak resident memory of the largest process; all MB: peak proportional "
-          "set size of all the command's processes (sampled every 20 ms)")  # fmt: skip
+          "set size of all the command's processes (sampled every 100 ms)")  # fmt: skip
     print(f"cccn-feeds --help: {help_time() * 1000:.0f} ms (median of 7)")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

@@ -41,7 +41,7 @@ from cccn_feeds.validate import (
 
 CACHE_NAME = "parse-cache.pickle"
 SPLITS_NAME = "split-cache.pickle"  # beside CACHE_NAME: how each data file was cut
-_VERSION = 3
+_VERSION = 4
 _COMMENT_OR_BLANK = re.compile(r"^\s*(?:#.*)?$")
 
 Item = NewsItem | Event
@@ -122,7 +122,9 @@ def _validate_piece(kind: str, text: str, first: int, name: str, index: int, tz:
 Job = tuple[str, str, int, str, int]  # kind, text, first line, file name, index
 
 
-Split = tuple[str, list[tuple[str, int]]]  # file digest, (piece key, first line) per item
+# A file as cut last time: the hash of its text, (piece key, first line) per item, and the
+# text of the pieces the parse cache did not hold then (they are parsed from it again).
+Split = tuple[str, list[tuple[str, int]], dict[str, str]]
 
 
 def _pieces(
@@ -136,24 +138,31 @@ def _pieces(
 ) -> list[tuple[str, int]]:
     """The file's items as (piece key, first line); pieces not in ``cache`` join ``jobs``.
 
-    A file whose text is the one cut last time (and whose pieces are all in the cache)
-    is not cut again: ``splits`` remembers each file's pieces under a hash of its text.
+    A file whose text is the one cut last time is not cut again: ``splits`` remembers
+    each file's pieces under a hash of its text and the time zone.
     """
     text = read_text(path, name)
     digest = hashlib.blake2b(f"{tz.key}\0{text}".encode(), digest_size=16).hexdigest()
     known = splits.get(kind)
-    if known is not None and known[0] == digest and all(key in cache for key, _ in known[1]):
-        return known[1]
+    if known is not None and known[0] == digest:
+        found, texts = known[1], known[2]
+        if all(key in cache or key in texts for key, _ in found):
+            for index, (key, first) in enumerate(found):
+                if key not in cache and key not in jobs:
+                    jobs[key] = (kind, texts[key], first, name, index)
+            return found
     pieces = split_items(text, kind)
     if pieces is None:
         raise _Fallback
-    found: list[tuple[str, int]] = []
+    found = []
+    texts = {}
     for index, (first, piece) in enumerate(pieces):
         key = _piece_key(kind, tz, piece)
-        if key not in cache and key not in jobs:
-            jobs[key] = (kind, piece, first, name, index)
+        if key not in cache:
+            texts[key] = piece
+            jobs.setdefault(key, (kind, piece, first, name, index))
         found.append((key, first))
-    splits[kind] = (digest, found)
+    splits[kind] = (digest, found, texts)
     return found
 
 

@@ -141,6 +141,10 @@ class TestUnchangedFiles:
         assert cut == ["events"]
         assert edited == load_content(copy, LUX)
         assert [e.line for e in edited.events] == [e.line for e in load_content(copy, LUX).events]
+        # One edited item does not rewrite the parse cache; the cut still holds its text.
+        again = load_content_cached(copy, LUX, cache)
+        assert cut == ["events"]
+        assert again == edited
 
     def test_another_time_zone_does_not_reuse_the_cut(self, copy: Path, tmp_path: Path) -> None:
         cache = tmp_path / "cache.pickle"
