@@ -277,6 +277,8 @@ def load_content_cached(
     misses = sum(1 for key in used if key not in cache)
     if misses > max(16, len(used) // 200) or (misses and not cache):
         PENDING[cache_path] = used
+        # The parse cache will hold every piece: the cut needs no text of its own.
+        splits = {kind: (digest, found, {}) for kind, (digest, found, _) in splits.items()}
     if splits != before:  # small: written whenever a file changed
         PENDING[split_path] = {code_key(): splits}
     content = make_content(
