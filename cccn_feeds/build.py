@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -230,7 +229,9 @@ def _read_history(path: Path) -> History:
     if not path.exists():
         return History()
     try:
-        return History.from_json(json.loads(path.read_text(encoding="utf-8")))
+        import orjson
+
+        return History.from_json(orjson.loads(path.read_bytes()))
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise CccnError(
             f"{path}: the build history is damaged ({type(exc).__name__}); restore it from a "

@@ -208,10 +208,7 @@ def read_manifest(state_dir: Path, part: str = "files") -> dict[str, str]:
 
     ``part="keys"`` gives instead the hash of the inputs each file was rendered from.
     """
-    try:
-        data = json.loads((state_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
-        return {}
+    data = read_json(state_dir / MANIFEST)
     files = data.get(part, {}) if isinstance(data, dict) else {}
     return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
 
@@ -328,7 +325,9 @@ class Publisher:
         new_keys = dict(sorted((keys or {}).items()))
         if manifest != self.previous or new_keys != self.previous_keys:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            write_json(self.state_dir / MANIFEST, {"files": manifest, "keys": new_keys})
+            write_json(
+                self.state_dir / MANIFEST, {"files": manifest, "keys": new_keys}, compact=True
+            )
         report.written.sort()
         report.unchanged.sort()
         return report
@@ -374,20 +373,24 @@ def _prune_empty(folder: Path, root: Path) -> None:
 
 
 def write_json(path: Path, data: Any, *, compact: bool = False) -> None:
-    """Write JSON atomically with sorted keys (stable bytes); ``compact`` for large state."""
+    """Write JSON atomically with sorted keys (stable bytes); ``compact`` for large state
+    (written by orjson: the bytes of ``json.dumps(separators=(",", ":"))``, far faster)."""
     if compact:
-        text = json.dumps(data, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        import orjson
+
+        blob = orjson.dumps(data, option=orjson.OPT_SORT_KEYS) + b"\n"
     else:
-        text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False)
-    text += "\n"
-    write_atomic(path, text.encode("utf-8"))
+        blob = (json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    write_atomic(path, blob)
 
 
 def read_json(path: Path) -> Any:
     """Read a JSON state file; a missing or damaged one reads as None."""
+    import orjson
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
         return None
 
 

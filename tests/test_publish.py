@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cccn_feeds.errors import LockedError
 from cccn_feeds.publish import check_relpath, output_lock, publish
@@ -154,3 +156,28 @@ class TestKill:
         publish(versions[0], out, out / ".state")
         leftovers = [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
         assert leftovers == []
+
+
+_STATE_TEXT = st.text(max_size=20) | st.sampled_from(["\x00\x1f\x7f", '"\\/', "é😀\u2028"])
+_STATE = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | _STATE_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_STATE_TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_STATE)
+def test_compact_state_is_written_as_json_dumps_writes_it(value: object) -> None:
+    """Large state files go through orjson: the same bytes as the json module's."""
+    import json
+    import tempfile
+
+    from cccn_feeds.publish import read_json, write_json
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "state.json"
+        write_json(path, value, compact=True)
+        expected = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        assert path.read_bytes() == (expected + "\n").encode()
+        assert read_json(path) == value
