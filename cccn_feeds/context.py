@@ -74,9 +74,7 @@ class BuildContext:
         """
         digest = hashlib.blake2b(self.global_key.encode(), digest_size=16)
         digest.update(path.encode())
-        for part in parts:
-            digest.update(b"\0")
-            digest.update(part.encode())
+        digest.update("".join(f"\0{part}" for part in parts).encode())  # "\0" before each
         key = digest.hexdigest()
         self._keys[path] = key
         if (
@@ -171,6 +169,13 @@ class BuildContext:
             if end is not None and end >= window:
                 past.append((end, event))
         return tuple(e for _, e in sorted(past, key=lambda p: (p[0], p[1].id), reverse=True))
+
+    def compute_shared(self) -> None:
+        """Compute now what every renderer reads (which events are forthcoming or recently
+        past, the tags, the catalog): done before a build forks its helper, so that the
+        two processes share it instead of each computing it."""
+        for name in ("forthcoming", "recent_past", "news_tags", "event_tags", "catalog"):
+            getattr(self, name)
 
     def next_change(self) -> datetime | None:
         """The first instant after ``now`` at which the passing of time alone changes output.

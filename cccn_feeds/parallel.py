@@ -155,6 +155,7 @@ def render_into(
         first()
         _render(ctx, names, publisher)
         return
+    ctx.compute_shared()
     here, there = run_beside(
         lambda: _render(ctx, mine, publisher), lambda: _stage(ctx, theirs, publisher, first)
     )
