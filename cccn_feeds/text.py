@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from html import escape
 from typing import Any
@@ -35,10 +36,80 @@ def _options() -> Any:
 
 def _events(text: str) -> Iterator[Any]:
     """The Markdown of ``text`` as pulldown-cmark events: a name (``"SoftBreak"``) or a
-    one-key mapping (``{"Text": "..."}``, ``{"Start": "Paragraph"}``)."""
+    one-key mapping (``{"Text": "..."}``, ``{"Start": "Paragraph"}``), read as
+    CommonMark without raw HTML (see :func:`_without_html_blocks` and :func:`_as_typed`)."""
     import pyromark
 
-    return iter(pyromark.events(text, options=_options()))
+    text = _without_html_blocks(text)
+    if not (_BAD_LINK.search(text) or "~" in text):
+        return iter(pyromark.events(text, options=_options()))
+    return _as_typed(pyromark.events_with_range(text, options=_options()), text.encode())
+
+
+def _as_typed(events: Iterable[tuple[Any, Any]], source: bytes) -> Iterator[Any]:
+    """Events with what markdown-it leaves as typed turned back into text: a link or
+    image to a script or data address (its ``validateLink``), and text between single
+    tildes (only ``~~`` strikes through). ``source`` is the text's UTF-8."""
+    skipping = 0
+    lone: list[bool] = []  # open strikethroughs: made with one tilde?
+    for event, place in events:
+        start = event.get("Start") if isinstance(event, dict) else None
+        linked = isinstance(start, dict) and ("Link" in start or "Image" in start)
+        if skipping:
+            skipping += 1 if linked else -1 if event in _LINK_ENDS else 0
+            continue
+        if linked:
+            assert isinstance(start, dict)
+            info: dict[str, str] = start.get("Link") or start["Image"]
+            if _bad_link(info["dest_url"]):
+                yield {"Text": source[place["start"] : place["end"]].decode()}
+                skipping = 1
+                continue
+        elif start == "Strikethrough":
+            lone.append(not source.startswith(b"~~", place["start"]))
+            if lone[-1]:
+                yield {"Text": "~"}
+                continue
+        elif event == {"End": "Strikethrough"} and lone.pop():
+            yield {"Text": "~"}
+            continue
+        yield event
+
+
+_LINK_ENDS = ({"End": "Link"}, {"End": "Image"})
+
+
+def _without_html_blocks(text: str) -> str:
+    """The text with every raw HTML block turned into ordinary Markdown (its first ``<``
+    escaped): raw HTML is shown as text, so a block such as an unclosed ``<!--`` or
+    ``<pre`` must not swallow the Markdown after it (CommonMark without HTML)."""
+    if "<" not in text:
+        return text
+    import pyromark
+
+    for _ in range(8):  # an escaped block can uncover another one inside it
+        events = pyromark.events_with_range(text, options=_options())
+        starts = [place["start"] for event, place in events if event == _HTML_BLOCK]
+        if not starts:
+            break
+        data = text.encode()
+        for start in reversed(starts):
+            at = data.index(b"<", start)
+            data = data[:at] + b"\\" + data[at:]
+        text = data.decode()
+    return text
+
+
+_HTML_BLOCK = {"Start": "HtmlBlock"}
+
+# Addresses a link may not have (as markdown-it's validateLink): the text stays as typed.
+_BAD_LINK = re.compile(r"(?:vbscript|javascript|file|data):", re.IGNORECASE)
+_GOOD_DATA = re.compile(r"data:image/(?:gif|png|jpeg|webp);", re.IGNORECASE)
+
+
+def _bad_link(url: str) -> bool:
+    url = url.strip()
+    return bool(_BAD_LINK.match(url)) and not _GOOD_DATA.match(url)
 
 
 class _Memo:
@@ -100,9 +171,12 @@ def _markdown_html(text: str, base: str) -> str:
 
     def absolute(_tag: str, attribute: str, value: str) -> str:
         # Readers break on relative links: every href and src is made absolute.
-        if not base or attribute not in {"href", "src"} or _PLAIN_ABSOLUTE.match(value):
+        if not base or attribute not in {"href", "src"} or _PLAIN_ABSOLUTE.fullmatch(value):
             return value
-        return urljoin(base, value)
+        try:
+            return urljoin(base, value)
+        except ValueError:  # not an address at all (an unclosed "[" in the host, say)
+            return ""
 
     clean = nh3.clean(
         _render_html(text),
@@ -121,64 +195,121 @@ def _link_target(info: dict[str, str]) -> str:
 
 
 def _quote_url(url: str) -> str:
-    """Percent-encode what may not stand in an address, keeping what already is encoded."""
-    return quote(url, safe="%/:=&?~#+!$,;'@()*[]-._")
+    """The address as markdown-it writes it: a non-ASCII host in punycode, and what may
+    not stand in an address percent-encoded, keeping what already is (a ``%`` not
+    followed by two hex digits is encoded)."""
+    if not url.isascii():
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if host and not host.isascii() and parts.scheme in {"http", "https"}:
+            with contextlib.suppress(UnicodeError):
+                url = url.replace(host, host.encode("idna").decode("ascii"), 1)
+    url = _LONE_PERCENT.sub("%25", url)
+    return quote(url, safe="%/:=&?~#+!$,;'@()*-._")
+
+
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def _render_html(text: str) -> str:
-    """Markdown to HTML, as CommonMark renders it, except that raw HTML typed in the text
-    is shown as text, never passed on (the sanitiser would clean it anyway)."""
-    out: list[str] = []
-    images: list[tuple[dict[str, str], list[str]]] = []  # open images and their alt text
-    aligns: tuple[str, ...] = ()
-    cell, in_head = 0, False
-    for event in _events(text):
-        if images:  # inside an image only text counts: it becomes the alt text
-            _image_event(event, images, out)
-            continue
+    """Markdown to HTML as CommonMark (and markdown-it, which rendered it before) writes
+    it, except that raw HTML typed in the text is shown as text, never passed on (the
+    sanitiser would clean it anyway)."""
+    return _HtmlWriter().write(_events(text))
+
+
+class _HtmlWriter:
+    """Writes the HTML of one text's events (see :func:`_render_html`)."""
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+        self.images: list[tuple[dict[str, str], list[str]]] = []  # open images, alt text
+        self.aligns: tuple[str, ...] = ()
+        self.cell = 0
+        self.in_head = self.in_body = False
+        self.code_start = 0
+
+    def write(self, events: Iterator[Any]) -> str:
+        for event in events:
+            if self.images:  # inside an image only text counts: it becomes the alt text
+                _image_event(event, self.images, self.out)
+            else:
+                self._event(event)
+        return "".join(self.out)
+
+    def _block(self, html: str) -> None:
+        """A block element starts on a line of its own."""
+        if self.out and not self.out[-1].endswith("\n"):
+            self.out.append("\n")
+        self.out.append(html)
+
+    def _event(self, event: Any) -> None:
+        out = self.out
         if isinstance(event, str):
-            out.append(_SIMPLE.get(event, ""))
-            continue
+            if event == "Rule":
+                self._block("<hr>\n")
+            else:
+                out.append(_SIMPLE.get(event, ""))
+            return
         ((kind, value),) = event.items()
         if kind == "Code":
             out.append(f"<code>{escape(value)}</code>")
         elif kind in {"Text", "Html", "InlineHtml"}:
             out.append(escape(value))
         elif isinstance(value, str):  # Start or End of an element without details
-            if value == "TableCell":
-                if kind == "Start":
-                    align = aligns[cell].lower() if cell < len(aligns) else "none"
-                    tag = "th" if in_head else "td"
-                    out.append(f'<{tag} align="{align}">' if align != "none" else f"<{tag}>")
-                    cell += 1
-                else:
-                    out.append("</th>\n" if in_head else "</td>\n")
-                continue
-            if value == "HtmlBlock" and kind == "End" and out[-1].endswith("\n"):
-                out[-1] = out[-1][:-1]
-            if value in {"TableHead", "TableRow"}:
-                in_head, cell = value == "TableHead" and kind == "Start", 0
-            out.append((_START if kind == "Start" else _END).get(value, ""))
+            self._plain(kind, value)
         else:
             ((name, info),) = value.items()
             if kind == "Start" and name == "Image":
-                images.append((info, []))
+                self.images.append((info, []))
             elif kind == "Start" and name == "Table":
-                aligns, cell = tuple(info), 0
-                out.append("<table>\n")
+                self.aligns, self.cell, self.in_body = tuple(info), 0, False
+                self._block("<table>\n")
+            elif kind == "Start" and name in _BLOCKS:
+                if name == "CodeBlock":
+                    self.code_start = len(out) + 1
+                self._block(_tag(kind, name, info))
             else:
                 out.append(_tag(kind, name, info))
-    return "".join(out)
+
+    def _plain(self, kind: str, value: str) -> None:
+        out = self.out
+        if value == "TableCell":
+            if kind == "Start":
+                align = self.aligns[self.cell].lower() if self.cell < len(self.aligns) else "none"
+                tag = "th" if self.in_head else "td"
+                out.append(f'<{tag} align="{align}">' if align != "none" else f"<{tag}>")
+                self.cell += 1
+            else:
+                out.append("</th>\n" if self.in_head else "</td>\n")
+            return
+        if value in {"TableHead", "TableRow"}:
+            self.in_head, self.cell = value == "TableHead" and kind == "Start", 0
+            if value == "TableRow" and kind == "Start" and not self.in_body:
+                self.in_body = True
+                out.append("<tbody>\n")
+        if kind == "End" and value == "Table":
+            out.append("</tbody>\n</table>\n" if self.in_body else "</table>\n")
+            return
+        if kind == "End" and value == "HtmlBlock" and out[-1].endswith("\n"):
+            out[-1] = out[-1][:-1]
+        if kind == "End" and value == "CodeBlock":
+            code = "".join(out[self.code_start :])
+            if code and not code.endswith("\n"):
+                out.append("\n")
+        if kind == "Start" and value in {"Paragraph", "HtmlBlock"}:
+            self._block("<p>")
+        else:
+            out.append((_START if kind == "Start" else _END).get(value, ""))
 
 
-_SIMPLE = {"SoftBreak": "\n", "HardBreak": "<br>\n", "Rule": "<hr>\n"}
-_START = {"Paragraph": "<p>", "Item": "<li>", "Emphasis": "<em>", "Strong": "<strong>",
-          "Strikethrough": "<del>", "HtmlBlock": "<p>", "TableHead": "<thead>\n<tr>\n",
-          "TableRow": "<tr>\n", "CodeBlock": "<pre><code>"}  # fmt: skip
+_SIMPLE = {"SoftBreak": "\n", "HardBreak": "<br>\n"}
+_BLOCKS = {"Heading", "List", "BlockQuote", "CodeBlock"}
+_START = {"Item": "<li>", "Emphasis": "<em>", "Strong": "<strong>", "Strikethrough": "<s>",
+          "TableHead": "<thead>\n<tr>\n", "TableRow": "<tr>\n"}  # fmt: skip
 _END = {"Paragraph": "</p>\n", "Item": "</li>\n", "Emphasis": "</em>", "Strong": "</strong>",
-        "Strikethrough": "</del>", "HtmlBlock": "</p>\n", "TableHead": "</tr>\n</thead>\n<tbody>\n",
-        "TableRow": "</tr>\n", "Table": "</tbody>\n</table>\n", "CodeBlock": "</code></pre>\n",
-        "Link": "</a>"}  # fmt: skip
+        "Strikethrough": "</s>", "HtmlBlock": "</p>\n", "TableHead": "</tr>\n</thead>\n",
+        "TableRow": "</tr>\n", "CodeBlock": "</code></pre>\n", "Link": "</a>"}  # fmt: skip
 
 
 def _tag(kind: str, name: str, info: Any) -> str:
@@ -236,15 +367,12 @@ def _markdown_text(text: str) -> str:
         elif kind == "Start":
             if isinstance(value, dict) and "Link" in value:
                 info = value["Link"]
-                links.append(
-                    (
-                        _link_target(info) if info["link_type"] == "Email" else info["dest_url"],
-                        len(out),
-                    )
-                )
+                links.append((_link_target(info), len(out)))
             elif isinstance(value, dict) and "CodeBlock" in value:
                 code_start = len(out)
             elif value == "Item":
+                if out and not out[-1].endswith("\n"):
+                    out.append("\n\n")  # a nested item starts a new line
                 out.append("- ")
         elif isinstance(value, dict):  # the end of a heading, list or quote
             out.append("\n\n" if "Heading" in value else "")
@@ -269,7 +397,10 @@ def _markdown_text(text: str) -> str:
 
 
 def _shows_address(href: str) -> bool:
-    return urlsplit(href).scheme in {"http", "https", "mailto"}
+    try:
+        return urlsplit(href).scheme in {"http", "https", "mailto"}
+    except ValueError:  # not an address at all
+        return False
 
 
 _SIMPLE_TEXT = {"SoftBreak": " ", "HardBreak": "\n", "Rule": "\n"}
