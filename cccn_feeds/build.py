@@ -24,7 +24,7 @@ from cccn_feeds.publish import (
     read_manifest,
     write_json,
 )
-from cccn_feeds.settings import Settings
+from cccn_feeds.settings import BuildSettings, Settings
 from cccn_feeds.text import MEMO
 from cccn_feeds.validate import load_content
 
@@ -87,6 +87,11 @@ def apply_link_policy(content: Content, broken: dict[str, str], policy: str) -> 
     return dataclasses.replace(content, news=tuple(news), events=tuple(events), keys=keys)
 
 
+def output_settings(settings: Settings) -> Settings:
+    """The settings that shape the output: ``[build]`` only says how to build it."""
+    return dataclasses.replace(settings, build=BuildSettings())
+
+
 def fingerprint(settings: Settings, renderers: tuple[str, ...]) -> str:
     """A hash of everything a build reads except the clock: data, settings, link state, code.
 
@@ -96,7 +101,7 @@ def fingerprint(settings: Settings, renderers: tuple[str, ...]) -> str:
     from cccn_feeds.linkstate import declared_broken
 
     digest = hashlib.sha256()
-    digest.update(repr((settings, renderers)).encode())
+    digest.update(repr((output_settings(settings), renderers)).encode())
     for name in ("news.yaml", "events.yaml"):
         try:
             digest.update((settings.paths.data_dir / name).read_bytes())
@@ -269,7 +274,9 @@ def _build_locked(
             (n.id for n in content.news),
         )
         broken = declared_broken(settings)
-        global_key = hashlib.sha256(repr((settings, chosen, code_key())).encode()).hexdigest()
+        global_key = hashlib.sha256(
+            repr((output_settings(settings), chosen, code_key())).encode()
+        ).hexdigest()
         store = _read_store(state_dir / STORE) if not force else {}
         if store.get(GLOBAL) != global_key:  # made under other settings or code
             store = {}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import threading
 import traceback
 from collections.abc import Callable
@@ -56,11 +57,18 @@ def may_fork() -> bool:
     return hasattr(os, "fork") and (os.cpu_count() or 1) > 1 and threading.active_count() == 1
 
 
-def run_beside(here: Callable[[], A], there: Callable[[], B]) -> tuple[Outcome[A], Outcome[B]]:
+def run_beside(
+    here: Callable[[], A],
+    there: Callable[[], B],
+    cleanup: Callable[[int], None] = lambda _pid: None,
+) -> tuple[Outcome[A], Outcome[B]]:
     """Run ``here`` in this process and ``there`` in a forked helper at the same time.
 
-    Both outcomes are returned, whichever failed; the helper has ended by then. Without a
-    helper (see :func:`may_fork`) the two run one after the other, here first.
+    Both outcomes are returned, whichever failed; the helper has ended by then. When the
+    helper did not finish its work (it raised, died or was stopped), ``cleanup`` gets its
+    process id, to remove what it may have left. An interrupt here (Ctrl-C) stops the
+    helper at once. Without a helper (see :func:`may_fork`) the two run one after the
+    other, here first.
     """
     if not may_fork():
         return _outcome(here), _outcome(there)
@@ -71,16 +79,30 @@ def run_beside(here: Callable[[], A], there: Callable[[], B]) -> tuple[Outcome[A
         os.close(read_end)
         _helper(there, write_end, parent)
     os.close(write_end)
+    stopped = True
     try:
         mine = _outcome(here)
+        stopped = False
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)
+        raise
     finally:
         with os.fdopen(read_end, "rb") as pipe:
             answer = pipe.read()
         os.waitpid(pid, 0)
-    if not answer:
-        return mine, Outcome(error=RuntimeError("the helper process died without an answer"))
-    theirs: Outcome[B] = pickle.loads(answer)
+        theirs = _answer(answer)
+        if stopped or theirs.error is not None:
+            cleanup(pid)
     return mine, theirs
+
+
+def _answer(answer: bytes) -> Outcome[Any]:
+    """The helper's outcome from what it sent (nothing or a part: it died)."""
+    try:
+        outcome = pickle.loads(answer)
+    except Exception:  # nothing, or cut short
+        return Outcome(error=RuntimeError("the helper process ended without an answer"))
+    return outcome if isinstance(outcome, Outcome) else Outcome(error=RuntimeError("?"))
 
 
 def _outcome(work: Callable[[], A]) -> Outcome[A]:
@@ -157,14 +179,14 @@ def render_into(
         return
     ctx.compute_shared()
     here, there = run_beside(
-        lambda: _render(ctx, mine, publisher), lambda: _stage(ctx, theirs, publisher, first)
+        lambda: _render(ctx, mine, publisher),
+        lambda: _stage(ctx, theirs, publisher, first),
+        publisher.remove_temporaries,
     )
-    staged, keys, stored, markdown, failure = there.get()
-    for path, known, tmp in staged:  # adopted even after a failure: abort removes them
+    staged, keys, stored, markdown = there.get()
+    for path, known, tmp in staged:  # adopted even after a failure here: abort removes them
         publisher.adopt(path, known, tmp)
     here.get()
-    if failure is not None:
-        raise failure
     ctx.made_elsewhere(keys, stored)
     MEMO.used.update(markdown)
 
@@ -176,16 +198,11 @@ def _render(ctx: BuildContext, names: tuple[str, ...], publisher: Publisher) -> 
 
 def _stage(
     ctx: BuildContext, names: tuple[str, ...], publisher: Publisher, first: Callable[[], None]
-) -> tuple[Staged, dict[str, str], dict[str, Any], dict[str, str], BaseException | None]:
+) -> tuple[Staged, dict[str, str], dict[str, Any], dict[str, str]]:
     """In the helper: render and stage; what the publisher and the next build need back.
-    A failure is returned with the files staged so far, so that they can be removed."""
-    staged: Staged = []
-    try:
-        first()
-        for path, data in stream_all(ctx, names):
-            staged.append((path, *publisher.stage(path, data)))
-    except Exception as exc:  # returned with what was staged
-        return staged, {}, {}, {}, _portable(exc)
+    On a failure the parent removes the files staged here (by this process's id)."""
+    first()
+    staged: Staged = [(path, *publisher.stage(path, data)) for path, data in stream_all(ctx, names)]
     paths = {path for path, _, _ in staged}
     keys = {k: v for k, v in ctx.output_keys.items() if k in paths}
-    return staged, keys, ctx.used_store, MEMO.used, None
+    return staged, keys, ctx.used_store, MEMO.used

@@ -283,6 +283,16 @@ class Publisher:
         self.manifest[path] = known
         (self.report.written if tmp is not None else self.report.unchanged).append(path)
 
+    def remove_temporaries(self, pid: int) -> None:
+        """Remove the temporary files process ``pid`` staged (a helper that failed)."""
+        suffix = f".{pid}.tmp"
+        for folder, dirs, files in os.walk(self.out_dir):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            for name in files:
+                if name.startswith(".") and name.endswith(suffix):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(folder, name))
+
     def abort(self) -> None:
         """Remove what was staged; the published folder stays as it was."""
         for tmp, _ in self.staged:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,84 @@ def test_parallel_false_keeps_a_build_in_one_process(
     settings = make_settings(data_dir, tmp_path / "out", build={"parallel": False})
     assert build(settings, now=EXAMPLE_NOW).report.written
     assert not forks
+
+
+def _published(folder: Path) -> dict[str, bytes]:
+    return {k: v for k, v in _files(folder).items() if not k.startswith(".state/")}
+
+
+def _temporaries(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob(".*.tmp") if ".state" not in p.parts]
+
+
+def _edit_everything(data_dir: Path) -> None:
+    """Change every item, so that every output is staged again."""
+    for name in ("news.yaml", "events.yaml"):
+        path = data_dir / name
+        path.write_text(path.read_text(encoding="utf-8").replace("Example", "Exemple"))
+
+
+def test_an_interrupt_leaves_no_temporary_file(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    """Ctrl-C while the feeds render: the helper is stopped and its files removed."""
+    from cccn_feeds.render import feeds
+
+    settings = make_settings(data_dir, tmp_path / "out")
+    build(settings, now=EXAMPLE_NOW)
+    before = _published(tmp_path / "out")
+    real = feeds.stream
+
+    def interrupted(ctx: object):  # type: ignore[no-untyped-def]
+        for number, output in enumerate(real(ctx)):  # type: ignore[arg-type]
+            if number == 5:
+                time.sleep(0.3)  # the helper is staging its files meanwhile
+                raise KeyboardInterrupt
+            yield output
+
+    monkeypatch.setattr(feeds, "stream", interrupted)
+    _edit_everything(data_dir)
+    with pytest.raises(KeyboardInterrupt):
+        build(settings, now=EXAMPLE_NOW)
+    assert forks
+    assert not _temporaries(tmp_path / "out")
+    assert _published(tmp_path / "out") == before
+
+
+def test_a_killed_helper_leaves_no_temporary_file(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    import signal
+
+    from cccn_feeds.render import ics
+
+    settings = make_settings(data_dir, tmp_path / "out")
+    build(settings, now=EXAMPLE_NOW)
+    before = _published(tmp_path / "out")
+    real = ics.stream
+
+    def dying(ctx: object):  # type: ignore[no-untyped-def]
+        for number, output in enumerate(real(ctx)):  # type: ignore[arg-type]
+            if number == 3:
+                assert _temporaries(tmp_path / "out"), "nothing staged yet"
+                os.kill(os.getpid(), signal.SIGKILL)
+            yield output
+
+    monkeypatch.setattr(ics, "stream", dying)
+    _edit_everything(data_dir)
+    with pytest.raises(RuntimeError, match="without an answer"):
+        build(settings, now=EXAMPLE_NOW)
+    assert forks
+    assert not _temporaries(tmp_path / "out")
+    assert _published(tmp_path / "out") == before
+
+
+def test_the_parallel_setting_does_not_change_what_was_built(
+    data_dir: Path, tmp_path: Path, forks: list[int]
+) -> None:
+    """[build] parallel says how to build, not what: switching it skips a current build."""
+    build(make_settings(data_dir, tmp_path / "out"), now=EXAMPLE_NOW)
+    again = build(
+        make_settings(data_dir, tmp_path / "out", build={"parallel": False}), now=EXAMPLE_NOW
+    )
+    assert again.skipped
