@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -145,14 +144,19 @@ def markdown_html(text: str, base: str = "") -> str:
     """Markdown to sanitised HTML with absolute links; empty text gives an empty string."""
     if not text.strip():
         return ""
-    return MEMO.get("html", _markdown_html, text, base)
+    return _XML_UNSAFE.sub("\ufffd", MEMO.get("html", _markdown_html, text, base))
 
 
 def markdown_text(text: str) -> str:
     """Markdown to readable plain text: paragraphs kept, links as "label (address)"."""
     if not text.strip():
         return ""
-    return MEMO.get("text", _markdown_text, text)
+    return _XML_UNSAFE.sub("\ufffd", MEMO.get("text", _markdown_text, text))
+
+
+# What XML 1.0 cannot carry (a numeric reference such as &#8; can produce it): shown as
+# U+FFFD, as markdown-it shows such references.
+_XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 # An address urljoin gives back unchanged (it was the largest cost left in rendering
@@ -199,13 +203,41 @@ def _quote_url(url: str) -> str:
     not stand in an address percent-encoded, keeping what already is (a ``%`` not
     followed by two hex digits is encoded)."""
     if not url.isascii():
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if host and not host.isascii() and parts.scheme in {"http", "https"}:
-            with contextlib.suppress(UnicodeError):
-                url = url.replace(host, host.encode("idna").decode("ascii"), 1)
+        url = _punycode_host(url)
     url = _LONE_PERCENT.sub("%25", url)
     return quote(url, safe="%/:=&?~#+!$,;'@()*-._")
+
+
+def _punycode_host(url: str) -> str:
+    """The host of an http(s) or mailto address with each non-ASCII label in punycode
+    (``Zürich.ch`` -> ``xn--Zrich-kva.ch``, case kept, no other mapping, as markdown-it)."""
+    scheme, sep, rest = url.partition(":")
+    if not sep or scheme.lower() not in {"http", "https", "mailto"}:
+        return url
+    if scheme.lower() == "mailto":
+        user, at, host_part = rest.rpartition("@")
+        if not at:
+            return url
+        host, tail = re.match(r"([^?#]*)(.*)", host_part, re.DOTALL).groups()  # type: ignore[union-attr]
+        return f"{scheme}:{user}@{_punycode(host)}{tail}"
+    match = re.match(r"(//(?:[^/?#@]*@)?)([^/?#:\[\]]*)(.*)", rest, re.DOTALL)
+    if match is None:
+        return url
+    head, host, tail = match.groups()
+    return f"{scheme}:{head}{_punycode(host)}{tail}"
+
+
+def _punycode(host: str) -> str:
+    labels = []
+    for label in host.split("."):
+        if label.isascii():
+            labels.append(label)
+        else:
+            try:
+                labels.append("xn--" + label.encode("punycode").decode("ascii"))
+            except UnicodeError:
+                labels.append(label)
+    return ".".join(labels)
 
 
 _LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")

@@ -89,6 +89,11 @@ def test_raw_html_is_shown_as_text_never_passed(source: str) -> None:
         ("[x](http://bücher.example/)", '<p><a href="http://xn--bcher-kva.example/">x</a></p>'),
         ("[a](http://x.org/%zz%41)", '<p><a href="http://x.org/%25zz%41">a</a></p>'),
         ("[x](//[x)", '<p><a href="https://%5Bx">x</a></p>'),
+        ("[x](https://Zürich.ch/)", '<p><a href="https://xn--Zrich-kva.ch/">x</a></p>'),
+        ("[x](https://straße.de/ä)", '<p><a href="https://xn--strae-oqa.de/%C3%A4">x</a></p>'),
+        ("[m](mailto:info@zürich.ch)", '<p><a href="mailto:info@xn--zrich-kva.ch">m</a></p>'),
+        ("a &#8; b &#xFFFE; c", "<p>a \ufffd b \ufffd c</p>"),
+        ("[Register](https://[TBD]/für)", "<p><a>Register</a></p>"),  # no address at all
     ],
 )  # fmt: skip
 def test_commonmark_as_before(source: str, expected: str) -> None:
