@@ -1,9 +1,12 @@
 """RSS 2.0 and Atom 1.0 feeds: the only module that imports feedgen.
 
-feedgen writes the documents; lxml then adds what feedgen cannot: the xml-stylesheet
-processing instruction, WebSub ``hub`` and RFC 5005 archive links in RSS, ``fh:archive``,
-per-entry ``xml:lang`` and explicit Atom text types. Every date comes from the items
-(see :mod:`cccn_feeds.render.feeditems`), so unchanged input gives identical bytes.
+feedgen writes each document's channel; lxml then adds what feedgen cannot: the
+xml-stylesheet processing instruction, WebSub ``hub`` and RFC 5005 archive links in RSS,
+``fh:archive`` and explicit Atom text types. The items (RSS ``<item>``, Atom ``<entry>``)
+are written here once per build, with the bytes feedgen and lxml would write (a property
+test compares them), and joined into every document that carries them. Every date comes
+from the items (see :mod:`cccn_feeds.render.feeditems`), so unchanged input gives
+identical bytes.
 """
 
 from __future__ import annotations
