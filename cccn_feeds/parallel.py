@@ -187,8 +187,22 @@ def render_into(
     for path, known, tmp in staged:  # adopted even after a failure here: abort removes them
         publisher.adopt(path, known, tmp)
     here.get()
-    ctx.made_elsewhere(keys, stored)
-    MEMO.used.update(markdown)
+    ctx.made_elsewhere(keys, _values(stored, ctx.store))
+    MEMO.used.update(_values(markdown, MEMO.known))
+
+
+# What the helper used of a mapping this process has too: the keys in the order used, and
+# the values only of those that are new (most are known from the last build).
+Used = tuple[list[str], dict[str, Any]]
+
+
+def _used(values: dict[str, Any], known: dict[str, Any]) -> Used:
+    return list(values), {k: v for k, v in values.items() if k not in known}
+
+
+def _values(used: Used, known: dict[str, Any]) -> dict[str, Any]:
+    keys, new = used
+    return {k: new[k] if k in new else known[k] for k in keys}
 
 
 def _render(ctx: BuildContext, names: tuple[str, ...], publisher: Publisher) -> None:
@@ -198,11 +212,11 @@ def _render(ctx: BuildContext, names: tuple[str, ...], publisher: Publisher) -> 
 
 def _stage(
     ctx: BuildContext, names: tuple[str, ...], publisher: Publisher, first: Callable[[], None]
-) -> tuple[Staged, dict[str, str], dict[str, Any], dict[str, str]]:
+) -> tuple[Staged, dict[str, str], Used, Used]:
     """In the helper: render and stage; what the publisher and the next build need back.
     On a failure the parent removes the files staged here (by this process's id)."""
     first()
     staged: Staged = [(path, *publisher.stage(path, data)) for path, data in stream_all(ctx, names)]
     paths = {path for path, _, _ in staged}
     keys = {k: v for k, v in ctx.output_keys.items() if k in paths}
-    return staged, keys, ctx.used_store, MEMO.used
+    return staged, keys, _used(ctx.used_store, ctx.store), _used(MEMO.used, MEMO.known)

@@ -240,3 +240,38 @@ def test_the_parallel_setting_does_not_change_what_was_built(
         make_settings(data_dir, tmp_path / "out", build={"parallel": False}), now=EXAMPLE_NOW
     )
     assert again.skipped
+
+
+def test_a_rebuild_on_two_cores_keeps_the_state_of_one(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    """After an edit, the helper sends back only what the last build did not store; the
+    state written is still that of a rebuild on one core."""
+    from cccn_feeds import build as build_module
+    from cccn_feeds.publish import dump_pickle_atomic
+
+    # Store every value the build used, however few are new, so that the state shows them.
+    monkeypatch.setattr(
+        build_module,
+        "_write_store",
+        lambda path, store, before: dump_pickle_atomic(path, store, build_module.STORE_VERSION),
+    )
+    out = tmp_path / "out"
+    settings = make_settings(data_dir, out)
+    build(settings, now=EXAMPLE_NOW)
+    shutil.copytree(out, tmp_path / "before", symlinks=True)
+    events = data_dir / "events.yaml"
+    events.write_text(events.read_text(encoding="utf-8").replace("Example", "Exemple"))
+    with monkeypatch.context() as one_core:
+        _one_core(one_core)
+        build(settings, now=EXAMPLE_NOW)
+    one = _files(out)
+    shutil.rmtree(out)
+    shutil.copytree(tmp_path / "before", out, symlinks=True)
+    forks.clear()
+    result = build(settings, now=EXAMPLE_NOW)
+    assert forks and result.report.written and result.report.unchanged
+    both = _files(out)
+    assert one.keys() == both.keys()
+    for path in one:
+        assert one[path] == both[path], path
