@@ -23,7 +23,7 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 
 from cccn_feeds.context import BuildContext
 from cccn_feeds.publish import Publisher
@@ -88,18 +88,18 @@ def run_beside(
         raise
     finally:
         with os.fdopen(read_end, "rb") as pipe:
-            answer = pipe.read()
+            theirs = _answer(pipe)
+            pipe.read()  # whatever follows an answer cut short
         os.waitpid(pid, 0)
-        theirs = _answer(answer)
         if stopped or theirs.error is not None:
             cleanup(pid)
     return mine, theirs
 
 
-def _answer(answer: bytes) -> Outcome[Any]:
-    """The helper's outcome from what it sent (nothing or a part: it died)."""
+def _answer(pipe: BinaryIO) -> Outcome[Any]:
+    """The helper's outcome, read as it arrives (nothing or a part: it died)."""
     try:
-        outcome = pickle.loads(answer)
+        outcome = pickle.load(pipe)
     except Exception:  # nothing, or cut short
         return Outcome(error=RuntimeError("the helper process ended without an answer"))
     return outcome if isinstance(outcome, Outcome) else Outcome(error=RuntimeError("?"))
