@@ -188,7 +188,14 @@ def _parse(jobs: dict[str, Job], tz: ZoneInfo, parallel: bool) -> dict[str, tupl
 
     half = len(todo) // 2
     here, there = run_beside(lambda: parse(todo[:half]), lambda: parse(todo[half:]))
-    return dict(here.get() + there.get())
+    mine = here.get()
+    try:
+        theirs = there.get()
+    except _Fallback:
+        raise
+    except Exception:  # the helper died or failed: the canonical path parses everything
+        raise _Fallback from None
+    return dict(mine + theirs)
 
 
 def _assemble(

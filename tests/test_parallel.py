@@ -275,3 +275,28 @@ def test_a_rebuild_on_two_cores_keeps_the_state_of_one(
     assert one.keys() == both.keys()
     for path in one:
         assert one[path] == both[path], path
+
+
+def test_a_parse_helper_that_dies_falls_back_to_the_whole_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    import signal
+
+    from cccn_feeds import parsecache
+    from cccn_feeds.parsecache import _PARALLEL_FROM, load_content_cached
+    from cccn_feeds.validate import load_content
+    from tests.conftest import LUX
+
+    data = _corpus(tmp_path / "data", _PARALLEL_FROM)
+    real = parsecache._validate_piece
+    parent = os.getpid()
+
+    def validate(*args: object) -> object:
+        if os.getpid() != parent:  # in the helper
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(parsecache, "_validate_piece", validate)
+    content = load_content_cached(data, LUX, tmp_path / "cache.pickle")
+    assert forks
+    assert content.news == load_content(data, LUX).news
