@@ -33,11 +33,9 @@ from cccn_feeds.text import MEMO
 A = TypeVar("A")
 B = TypeVar("B")
 
-# Given to the helper: the calendars, the page and the feed documents of events (their
-# items are made only for them); this process renders the news feeds. About as much work
-# on each side at every size measured (bench/run.py).
+# Renderers given to the helper: about as much work as the feeds left to this process at
+# every size measured (bench/run.py); JSON Feed stays here, where the feed items are made.
 HELPER_RENDERERS = ("cccn_feeds.render.ics", "cccn_feeds.render.html")
-SHARED_RENDERERS = ("cccn_feeds.render.feeds", "cccn_feeds.render.jsonfeed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,31 +169,24 @@ def render_into(
     """Render the outputs of ``names`` into ``publisher``, on two cores when ``parallel``
     and possible (:func:`may_fork`).
 
-    ``first`` is done before rendering, in this process (the helper has more to do).
+    ``first`` is done before the helper's rendering (before all of it on one core).
     """
-    mine = tuple(f"{n}:news" if n in SHARED_RENDERERS else n
-                 for n in names if n not in HELPER_RENDERERS)  # fmt: skip
-    theirs = tuple(f"{n}:events" for n in names if n in SHARED_RENDERERS)
-    theirs += tuple(n for n in names if n in HELPER_RENDERERS)
-    if not any(n in HELPER_RENDERERS for n in names) or not mine or not parallel or not may_fork():
+    theirs = tuple(n for n in names if n in HELPER_RENDERERS)
+    mine = tuple(n for n in names if n not in HELPER_RENDERERS)
+    if not theirs or not mine or not parallel or not may_fork():
         first()
         _render(ctx, names, publisher)
         return
     ctx.compute_shared()
-
-    def here() -> None:
-        first()
-        _render(ctx, mine, publisher)
-
-    here_, there = run_beside(
-        here,
-        lambda: _stage(ctx, theirs, publisher),
+    here, there = run_beside(
+        lambda: _render(ctx, mine, publisher),
+        lambda: _stage(ctx, theirs, publisher, first),
         publisher.remove_temporaries,
     )
     staged, keys, stored, markdown = there.get()
     for path, known, tmp in staged:  # adopted even after a failure here: abort removes them
         publisher.adopt(path, known, tmp)
-    here_.get()
+    here.get()
     ctx.made_elsewhere(keys, _values(stored, ctx.store))
     MEMO.used.update(_values(markdown, MEMO.known))
 
@@ -220,10 +211,11 @@ def _render(ctx: BuildContext, names: tuple[str, ...], publisher: Publisher) -> 
 
 
 def _stage(
-    ctx: BuildContext, names: tuple[str, ...], publisher: Publisher
+    ctx: BuildContext, names: tuple[str, ...], publisher: Publisher, first: Callable[[], None]
 ) -> tuple[Staged, dict[str, str], Used, Used]:
     """In the helper: render and stage; what the publisher and the next build need back.
     On a failure the parent removes the files staged here (by this process's id)."""
+    first()
     staged: Staged = [(path, *publisher.stage(path, data)) for path, data in stream_all(ctx, names)]
     paths = {path for path, _, _ in staged}
     keys = {k: v for k, v in ctx.output_keys.items() if k in paths}

@@ -425,14 +425,12 @@ def _newest(dates: Iterable[datetime], default: datetime) -> datetime:
     return max(found) if found else default
 
 
-def documents(ctx: BuildContext, kind: str | None = None) -> list[FeedDocument]:
-    """Every feed document: main news and events, then one per news tag and event tag
-    (with ``kind``, those of one kind).
+def documents(ctx: BuildContext) -> list[FeedDocument]:
+    """Every feed document: main news and events, then one per news tag and event tag.
 
     Computed once per build and shared by the RSS/Atom and JSON Feed renderers.
     """
-    docs: list[FeedDocument] = ctx.memo("feeditems.documents", lambda: _documents(ctx))
-    return docs if kind is None else [doc for doc in docs if doc.kind == kind]
+    return ctx.memo("feeditems.documents", lambda: _documents(ctx))
 
 
 def _documents(ctx: BuildContext) -> list[FeedDocument]:

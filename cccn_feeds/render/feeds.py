@@ -380,15 +380,13 @@ def stylesheet() -> bytes:
     return (Path(__file__).resolve().parent.parent / "static" / STYLESHEET).read_bytes()
 
 
-def stream(ctx: BuildContext, kind: str | None = None) -> Iterator[tuple[str, Output]]:
-    """Every RSS and Atom document (subscription documents and archives) and feed.xsl;
-    with ``kind`` (``news`` or ``events``), those of one kind (feed.xsl goes with news).
+def stream(ctx: BuildContext) -> Iterator[tuple[str, Output]]:
+    """Every RSS and Atom document (subscription documents and archives) and feed.xsl.
 
     A page whose items and neighbours are unchanged since the last build is reused.
     """
-    if kind in (None, "news"):
-        yield STYLESHEET, stylesheet()
-    for doc in documents(ctx, kind):
+    yield STYLESHEET, stylesheet()
+    for doc in documents(ctx):
         for page in pages(doc, ctx.settings.feeds.max_items):
             parts = page_parts(ctx, page)
             for ext, write in (("rss", rss), ("atom", atom)):
