@@ -272,6 +272,7 @@ def _build_locked(
             moment,
             settings.calendar.cancelled_days,
             (n.id for n in content.news),
+            {e.id: content.keys.get(f"events:{e.id}", "") for e in content.events},
         )
         broken = declared_broken(settings)
         global_key = hashlib.sha256(

@@ -15,7 +15,7 @@ import dataclasses
 import functools
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -47,6 +47,7 @@ class EventRecord:
     last_modified: str
     snapshot: dict[str, Any] | None
     deleted_at: str | None = None
+    source: str = ""  # the loader's key of the text ``hash`` was computed from, if known
 
     def to_json(self) -> dict[str, Any]:
         """The record as JSON values (the snapshot is shared, not copied)."""
@@ -57,6 +58,7 @@ class EventRecord:
             "last_modified": self.last_modified,
             "snapshot": self.snapshot,
             "deleted_at": self.deleted_at,
+            "source": self.source,
         }
 
     def revision(self) -> Revision:
@@ -97,7 +99,11 @@ class History:
         """Read a stored history; unknown versions start afresh."""
         if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
             return cls()
-        events = {str(k): EventRecord(**v) for k, v in data.get("events", {}).items()}
+        known = {f.name for f in dataclasses.fields(EventRecord)}
+        events = {
+            str(k): EventRecord(**{name: v[name] for name in v if name in known})
+            for k, v in data.get("events", {}).items()
+        }
         news = {str(k): str(v) for k, v in data.get("news", {}).items()}
         return cls(events, news)
 
@@ -197,11 +203,15 @@ def advance(
     now: datetime,
     cancelled_days: int,
     news_ids: Iterable[str] = (),
+    sources: Mapping[str, str] | None = None,
 ) -> Advanced:
     """Compare the events with the history at ``now``: bump what changed, tombstone what left.
 
     News items only get a first-seen time, which orders items of the same date in feeds.
+    ``sources`` (event id -> the loader's key of its text) lets an event whose text did
+    not change keep its recorded hash without computing it again.
     """
+    sources = sources or {}
     stamp = _stamp(now)
     news_seen = {key: previous.news.get(key, stamp) for key in news_ids}
     records: dict[str, EventRecord] = {}
@@ -209,12 +219,15 @@ def advance(
     present = set()
     for event in events:
         present.add(event.id)
-        digest = content_hash(event)
+        source = sources.get(event.id, "")
         old = previous.events.get(event.id)
+        same_text = old is not None and source and old.source == source
+        digest = old.hash if same_text and old is not None else content_hash(event)
         if old is None:
-            record = EventRecord(digest, 0, stamp, stamp, event_to_dict(event))
+            record = EventRecord(digest, 0, stamp, stamp, event_to_dict(event), source=source)
         elif old.hash == digest and old.deleted_at is None:
-            record = old
+            # The same event; a record made before its text's key was kept learns it once.
+            record = old if old.source == source else dataclasses.replace(old, source=source)
         else:
             record = EventRecord(
                 digest,
@@ -222,6 +235,7 @@ def advance(
                 old.created,
                 max(stamp, old.last_modified),
                 event_to_dict(event),
+                source=source,
             )
         records[event.id] = record
         revisions[event.id] = record.revision()

@@ -6,6 +6,8 @@ import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from cccn_feeds.history import History, advance, event_from_dict, event_to_dict
 from cccn_feeds.model import Event, Geo, Location, Organizer
 
@@ -85,3 +87,37 @@ def test_a_deleted_past_event_leaves_without_a_cancellation() -> None:
     assert "e" not in gone.revisions
     back = advance(gone.history, (_event(),), after, 30)
     assert back.revisions["e"].sequence == 2
+
+
+class TestKnownText:
+    """An event whose text did not change keeps its recorded hash without computing it."""
+
+    def test_unchanged_text_skips_the_hash(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from cccn_feeds import history
+
+        first = advance(History(), (_event(),), T0, 30, (), {"e": "key-1"})
+        stored = History.from_json(first.history.to_json())
+        assert stored.events["e"].source == "key-1"
+        calls: list[str] = []
+        real = history.content_hash
+        monkeypatch.setattr(history, "content_hash", lambda e: calls.append(e.id) or real(e))
+        same = advance(stored, (_event(),), T0 + timedelta(hours=1), 30, (), {"e": "key-1"})
+        assert calls == [] and same.history.same_records(stored)
+        moved = advance(
+            stored, (_event(title="Moved"),), T0 + timedelta(hours=2), 30, (), {"e": "key-2"}
+        )
+        assert calls == ["e"] and moved.revisions["e"].sequence == 1
+        # Another text with the same content (a comment, say): same revision, new key.
+        reworded = advance(stored, (_event(),), T0 + timedelta(hours=3), 30, (), {"e": "k3"})
+        assert reworded.revisions["e"] == first.revisions["e"]
+        assert reworded.history.events["e"].source == "k3"
+
+    def test_histories_without_keys_or_with_unknown_fields_load(self) -> None:
+        first = advance(History(), (_event(),), T0, 30)
+        data = first.history.to_json()
+        del data["events"]["e"]["source"]
+        data["events"]["e"]["added_later"] = 1
+        loaded = History.from_json(data)
+        assert loaded.events["e"].hash == first.history.events["e"].hash
+        again = advance(loaded, (_event(),), T0, 30, (), {"e": "key"})
+        assert again.revisions["e"] == first.revisions["e"]
