@@ -298,9 +298,8 @@ class _HtmlWriter:
                 self.aligns, self.cell, self.in_body = tuple(info), 0, False
                 self._block("<table>\n")
             elif kind == "Start" and name in _BLOCKS:
-                if name == "CodeBlock":
-                    self.code_start = len(out) + 1
                 self._block(_tag(kind, name, info))
+                self.code_start = len(out)  # where a code block's text begins
             else:
                 out.append(_tag(kind, name, info))
 

@@ -84,6 +84,7 @@ def test_raw_html_is_shown_as_text_never_passed(source: str) -> None:
         ("- a\n  - b", "<ul>\n<li>a\n<ul>\n<li>b</li>\n</ul>\n</li>\n</ul>"),
         ("- a\n\n- b", "<ul>\n<li>\n<p>a</p>\n</li>\n<li>\n<p>b</p>\n</li>\n</ul>"),
         ("    code", "<pre><code>code\n</code></pre>"),
+        ("- a\n  ```\n  ```", "<ul>\n<li>a\n<pre><code></code></pre>\n</li>\n</ul>"),
         ("~x~ ~~y~~", "<p>~x~ <s>y</s></p>"),
         ("|a|\n|-|\n", "<table>\n<thead>\n<tr>\n<th>a</th>\n</tr>\n</thead>\n</table>"),
         ("[x](http://bücher.example/)", '<p><a href="http://xn--bcher-kva.example/">x</a></p>'),
