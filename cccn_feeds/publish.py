@@ -285,13 +285,7 @@ class Publisher:
 
     def remove_temporaries(self, pid: int) -> None:
         """Remove the temporary files process ``pid`` staged (a helper that failed)."""
-        suffix = f".{pid}.tmp"
-        for folder, dirs, files in os.walk(self.out_dir):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            for name in files:
-                if name.startswith(".") and name.endswith(suffix):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(folder, name))
+        _sweep_temporaries(self.out_dir, f".{pid}.tmp")
 
     def abort(self) -> None:
         """Remove what was staged; the published folder stays as it was."""
@@ -360,14 +354,15 @@ def publish(
         return publisher.commit(keys)
 
 
-def _sweep_temporaries(out_dir: Path) -> None:
-    """Remove temporary files a killed build left behind (the caller holds the lock)."""
+def _sweep_temporaries(out_dir: Path, suffix: str = ".tmp") -> None:
+    """Remove temporary files a killed build left behind (the caller holds the lock);
+    with ``suffix``, only those of one process (``.<pid>.tmp``)."""
     if not out_dir.is_dir():
         return
     for folder, dirs, files in os.walk(out_dir):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for name in files:
-            if name.startswith(".") and name.endswith(".tmp"):
+            if name.startswith(".") and name.endswith(suffix):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(folder, name))
 

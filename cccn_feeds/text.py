@@ -144,19 +144,19 @@ def markdown_html(text: str, base: str = "") -> str:
     """Markdown to sanitised HTML with absolute links; empty text gives an empty string."""
     if not text.strip():
         return ""
-    return _XML_UNSAFE.sub("\ufffd", MEMO.get("html", _markdown_html, text, base))
+    return MEMO.get("html", _markdown_html, text, base)
 
 
 def markdown_text(text: str) -> str:
     """Markdown to readable plain text: paragraphs kept, links as "label (address)"."""
     if not text.strip():
         return ""
-    return _XML_UNSAFE.sub("\ufffd", MEMO.get("text", _markdown_text, text))
+    return MEMO.get("text", _markdown_text, text)
 
 
-# What XML 1.0 cannot carry (a numeric reference such as &#8; can produce it): shown as
-# U+FFFD, as markdown-it shows such references.
-_XML_UNSAFE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# What XML 1.0 cannot carry. A numeric reference such as &#8; in Markdown can produce it:
+# it is shown as U+FFFD, as markdown-it shows such references.
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 # An address urljoin gives back unchanged (it was the largest cost left in rendering
@@ -190,7 +190,7 @@ def _markdown_html(text: str, base: str) -> str:
         link_rel="noopener noreferrer",
         attribute_filter=absolute,
     )
-    return clean.strip()
+    return NOT_XML.sub("\ufffd", clean.strip())
 
 
 def _link_target(info: dict[str, str]) -> str:
@@ -424,7 +424,7 @@ def _markdown_text(text: str) -> str:
             out.append("\n\n")
     joined = "".join(out)
     joined = re.sub(r"- \n*", "- ", joined)
-    return re.sub(r"\n{3,}", "\n\n", joined).strip()
+    return NOT_XML.sub("\ufffd", re.sub(r"\n{3,}", "\n\n", joined).strip())
 
 
 def _shows_address(href: str) -> bool:

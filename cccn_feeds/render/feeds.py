@@ -35,6 +35,7 @@ from cccn_feeds.render.feeditems import (
     pages,
     plain_title,
 )
+from cccn_feeds.text import NOT_XML
 
 ATOM = "http://www.w3.org/2005/Atom"
 FH = "http://purl.org/syndication/history/1.0"
@@ -241,17 +242,11 @@ def _piece(ctx: BuildContext, fmt: str, nsmap: Any, item: FeedItem) -> bytes:
     a build. The bytes are those feedgen and lxml write (a property test compares the two
     on generated items); text that XML cannot carry goes through feedgen, which refuses it.
     """
-    if fmt != "rss":
-        if _NOT_XML.search(_all_text(item)):
-            return _feedgen_piece(ctx, "feed", nsmap, item)
-        return _atom_entry(ctx, item)
-    if _NOT_XML.search(_all_text(item)):
-        return _hex_references(_feedgen_piece(ctx, "rss", nsmap, item))
-    return _hex_references(_rss_item(ctx, item))
-
-
-# Characters XML 1.0 cannot carry (lxml refuses them).
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+    if NOT_XML.search(_all_text(item)):
+        piece = _feedgen_piece(ctx, "rss" if fmt == "rss" else "feed", nsmap, item)
+    else:
+        piece = _rss_item(ctx, item) if fmt == "rss" else _atom_entry(ctx, item)
+    return _hex_references(piece) if fmt == "rss" else piece
 
 
 def _all_text(item: FeedItem) -> str:
