@@ -19,20 +19,9 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache, partial
-from typing import Any
+from zoneinfo import ZoneInfo
 
-from icalendar import (
-    Alarm,
-    Calendar,
-    Component,
-    Event,
-    vCalAddress,
-    vDuration,
-    vGeo,
-    vRecur,
-    vText,
-    vUri,
-)
+from icalendar import Component, vCalAddress, vDDDTypes, vDuration, vGeo, vRecur, vText
 
 from cccn_feeds.context import BuildContext
 from cccn_feeds.history import Revision
@@ -62,10 +51,15 @@ class Text(vText):
 
     def to_ical(self) -> bytes:
         """The escaped value."""
-        text = clean(str(self))
-        for raw, escaped in (("\\", "\\\\"), (";", "\\;"), (",", "\\,"), ("\n", "\\n")):
-            text = text.replace(raw, escaped)
-        return text.encode("utf-8")
+        return text_value(str(self)).encode("utf-8")
+
+
+def text_value(text: str) -> str:
+    """A TEXT value as written: see :class:`Text`."""
+    text = clean(text)
+    for raw, escaped in (("\\", "\\\\"), (";", "\\;"), (",", "\\,"), ("\n", "\\n")):
+        text = text.replace(raw, escaped)
+    return text
 
 
 def clean(text: str) -> str:
@@ -172,31 +166,12 @@ def calendar_bytes(
     """One VCALENDAR object as bytes (CRLF lines folded at 75 octets).
 
     ``source`` is the address of a subscription; a file for one event has none, and
-    no refresh hint either. Components are serialised on their own and joined: the
-    bytes are the same as serialising the whole calendar, and ``blocks`` lets one build
-    serialise each event once however many calendars carry it.
+    no refresh hint either. Each VEVENT is serialised on its own and joined, and
+    ``blocks`` lets one build serialise each event once however many calendars carry it.
     """
     events = list(events)
-    cal = Calendar()
-    cal.add("version", "2.0")
-    cal.add("prodid", f"-//{one_line(ctx.site.publisher)}//cccn-feeds//EN")
-    cal.add("calscale", "GREGORIAN")
     organizers = [organizer(ctx, e) for e in events]
-    if events and all(organizers):
-        cal.add("method", "PUBLISH")
-    for key in ("name", "x-wr-calname"):
-        cal.add(key, Text(one_line(name)))
-    for key in ("description", "x-wr-caldesc"):
-        cal.add(key, Text(description))
-    cal.add("x-wr-timezone", ctx.site.timezone)
-    if source:  # a subscription: where to fetch it again, and how often
-        cal.add("source", vUri(source), parameters={"VALUE": "URI"})
-        refresh = timedelta(seconds=parse_duration(ctx.settings.calendar.refresh))
-        cal.add("refresh-interval", refresh, parameters={"VALUE": "DURATION"})
-        cal.add("x-published-ttl", vDuration(refresh))
-    head = to_ical(cal)
-    assert head.endswith(_END)
-    parts = [head[: -len(_END)]]
+    parts = [_head(ctx, name, description, source, bool(events) and all(organizers))]
     for tzid, (first, last) in sorted(zone_years(events).items()):
         parts.append(_vtimezone_bytes(tzid, first, last))
     if not events:
@@ -216,8 +191,146 @@ def calendar_bytes(
     return b"".join(parts)
 
 
-def _vevent_bytes(ctx: BuildContext, event: Item, org: vCalAddress | None) -> bytes:
-    return to_ical(vevent(ctx, event, org))
+# The calendar head and each VEVENT are written line by line here, in the order and form
+# icalendar gives them (its canonical order first, then by name); icalendar's components
+# cost more than everything else a calendar needs. tests/ics_reference.py builds the same
+# with icalendar, and tests compare the bytes.
+
+
+def _lines(lines: Iterable[str]) -> bytes:
+    return b"".join(fold(line.encode()) for line in lines)
+
+
+def _head(ctx: BuildContext, name: str, about: str, source: str, method: bool) -> bytes:
+    """The VCALENDAR lines before the first component."""
+    title = text_value(one_line(name))
+    about = text_value(about)
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", _prodid(ctx.site.publisher), "CALSCALE:GREGORIAN"]
+    if method:
+        lines.append("METHOD:PUBLISH")
+    lines += [f"DESCRIPTION:{about}", f"X-WR-CALDESC:{about}"]
+    lines += [f"NAME:{title}", f"X-WR-CALNAME:{title}"]
+    if source:  # a subscription: where to fetch it again, and how often
+        refresh = _duration(parse_duration(ctx.settings.calendar.refresh))
+        lines.append(f"REFRESH-INTERVAL;VALUE=DURATION:{refresh}")
+        lines.append(f"SOURCE;VALUE=URI:{source}")
+        lines.append(f"X-PUBLISHED-TTL:{refresh}")
+    lines.append(f"X-WR-TIMEZONE:{_icalendar_text(ctx.site.timezone)}")
+    return _lines(lines)
+
+
+def _vevent_bytes(ctx: BuildContext, event: Item, org: tuple[str, str] | None) -> bytes:
+    """One VEVENT with every property calendars read."""
+    rev = revision(ctx, event)
+    cancelled = event.status == "cancelled"
+    summary = event.title
+    if cancelled and not summary.lower().startswith("cancelled"):
+        summary = f"Cancelled: {summary}"
+    created = _utc(rev.created)
+    modified = _utc(rev.last_modified)
+    lines = [
+        "BEGIN:VEVENT",
+        f"SUMMARY:{text_value(summary)}",
+        _when("DTSTART", event.start, event),
+        _when("DTEND", event.dtend_exclusive, event),
+        f"DTSTAMP:{modified}",
+        f"UID:{_icalendar_text(ctx.uid(event.id))}",
+        f"SEQUENCE:{rev.sequence}",
+    ]
+    if event.rrule:
+        lines.append(f"RRULE:{_rrule(event.rrule)}")
+        lines += [_when("EXDATE", excluded, event) for excluded in event.exdates]
+    if event.tags:  # escaped as every TEXT value (icalendar reads a literal \N as a break)
+        lines.append("CATEGORIES:" + ",".join(text_value(one_line(t)) for t in event.tags))
+    if event.organizer and not event.organizer.email:
+        lines.append(f"CONTACT:{text_value(one_line(event.organizer.name))}")
+    lines.append(f"CREATED:{created}")
+    text = description(ctx, event)
+    if text:
+        lines.append(f"DESCRIPTION:{text_value(text)}")
+    if event.location and event.location.geo:
+        lines.append(f"GEO:{_geo(event.location.geo.lat, event.location.geo.lon)}")
+    lines.append(f"LAST-MODIFIED:{modified}")
+    place = event.location.text() if event.location else safe_uri(event.online)
+    if place:
+        lines.append(f"LOCATION:{text_value(place)}")
+    if org is not None:
+        lines.append(_organizer_line(*org))
+    lines.append(f"STATUS:{_STATUS[event.status]}")
+    lines.append("TRANSP:" + ("TRANSPARENT" if event.all_day or cancelled else "OPAQUE"))
+    link = safe_uri(event.url) or safe_uri(event.online)
+    if link:
+        lines.append(f"URL;VALUE=URI:{link}")
+    alarm = ctx.settings.calendar.alarm
+    if alarm and not cancelled:  # a display alarm before the start
+        trigger = _duration(-abs(parse_duration(alarm)))
+        lines += ["BEGIN:VALARM", "ACTION:DISPLAY", f"DESCRIPTION:{text_value(summary)}"]
+        lines += [f"TRIGGER:{trigger}", "END:VALARM"]
+    lines.append("END:VEVENT")
+    return _lines(lines)
+
+
+def _utc(moment: datetime) -> str:
+    """A UTC DATE-TIME value."""
+    m = moment.astimezone(UTC)
+    return f"{m.year:04}{m.month:02}{m.day:02}T{m.hour:02}{m.minute:02}{m.second:02}Z"
+
+
+def _when(name: str, value: date | datetime, event: Item) -> str:
+    """A DTSTART, DTEND or EXDATE line: a date, or a time in the event's own zone."""
+    if not isinstance(value, datetime):
+        return f"{name};VALUE=DATE:{value.year:04}{value.month:02}{value.day:02}"
+    zone = event.timezone
+    moment = value.astimezone(zone) if value.tzinfo else value.replace(tzinfo=zone)
+    params, suffix = _zone_form(event.timezone)
+    return (
+        f"{name}{params}:{moment.year:04}{moment.month:02}{moment.day:02}"
+        f"T{moment.hour:02}{moment.minute:02}{moment.second:02}{suffix}"
+    )
+
+
+@lru_cache(maxsize=64)
+def _zone_form(zone: ZoneInfo) -> tuple[str, str]:
+    """How icalendar writes a time of this zone: its parameters and suffix (it writes
+    UTC and the zones it knows to be UTC with ``Z`` and no TZID)."""
+    value = vDDDTypes(datetime(2000, 1, 1, tzinfo=zone))
+    params = value.params.to_ical().decode()
+    return (f";{params}" if params else ""), ("Z" if value.to_ical().endswith(b"Z") else "")
+
+
+@lru_cache(maxsize=256)
+def _rrule(rule: str) -> str:
+    """An RRULE value as icalendar writes it (it orders the parts)."""
+    value: bytes = vRecur.from_ical(rule).to_ical()
+    return value.decode()
+
+
+@lru_cache(maxsize=64)
+def _duration(seconds: int) -> str:
+    value: bytes = vDuration(timedelta(seconds=seconds)).to_ical()  # type: ignore[no-untyped-call]
+    return value.decode()
+
+
+def _geo(lat: float, lon: float) -> str:
+    return str(vGeo((lat, lon)).to_ical())
+
+
+@lru_cache(maxsize=64)
+def _icalendar_text(text: str) -> str:
+    """A TEXT value escaped as icalendar escapes it (the product and zone names, UIDs)."""
+    return vText(text).to_ical().decode()
+
+
+def _prodid(publisher: str) -> str:
+    return f"PRODID:{_icalendar_text(f'-//{one_line(publisher)}//cccn-feeds//EN')}"
+
+
+@lru_cache(maxsize=1024)
+def _organizer_line(address: str, name: str) -> str:
+    """The ORGANIZER line, with its CN parameter quoted as icalendar quotes it."""
+    value = vCalAddress(address)
+    value.params["CN"] = name
+    return f"ORGANIZER;{value.params.to_ical().decode()}:{value.to_ical().decode()}"
 
 
 @lru_cache(maxsize=256)
@@ -271,16 +384,13 @@ def zone_years(events: Iterable[Item]) -> dict[str, tuple[int, int]]:
     return years
 
 
-def organizer(ctx: BuildContext, event: Item) -> vCalAddress | None:
-    """The event's organiser with an address, else the configured contact, else None."""
+def organizer(ctx: BuildContext, event: Item) -> tuple[str, str] | None:
+    """The event's organiser with an address, else the configured contact, else None:
+    the ``mailto:`` address and the name."""
     if event.organizer and event.organizer.email:
-        address = vCalAddress(f"mailto:{event.organizer.email}")
-        address.params["CN"] = one_line(event.organizer.name)
-        return address
+        return f"mailto:{event.organizer.email}", one_line(event.organizer.name)
     if ctx.site.contact_email:
-        address = vCalAddress(f"mailto:{ctx.site.contact_email}")
-        address.params["CN"] = one_line(ctx.site.publisher)
-        return address
+        return f"mailto:{ctx.site.contact_email}", one_line(ctx.site.publisher)
     return None
 
 
@@ -317,58 +427,3 @@ def description(ctx: BuildContext, event: Item) -> str:
     if links:
         parts.append("\n".join(links))
     return "\n\n".join(parts)
-
-
-def vevent(ctx: BuildContext, event: Item, org: vCalAddress | None) -> Event:
-    """One VEVENT with every property calendars read."""
-    rev = revision(ctx, event)
-    cancelled = event.status == "cancelled"
-    summary = event.title
-    if cancelled and not summary.lower().startswith("cancelled"):
-        summary = f"Cancelled: {summary}"
-    item = Event()
-    item.add("uid", ctx.uid(event.id))
-    item.add("dtstamp", rev.last_modified.astimezone(UTC))
-    item.add("created", rev.created.astimezone(UTC))
-    item.add("last-modified", rev.last_modified.astimezone(UTC))
-    item.add("sequence", rev.sequence)
-    item.add("summary", Text(summary))
-    item.add("dtstart", when(event.start, event))
-    item.add("dtend", when(event.dtend_exclusive, event))
-    if event.rrule:
-        item.add("rrule", vRecur.from_ical(event.rrule))
-        for excluded in event.exdates:
-            item.add("exdate", when(excluded, event))
-    text = description(ctx, event)
-    if text:
-        item.add("description", Text(text))
-    place = event.location.text() if event.location else safe_uri(event.online)
-    if place:
-        item.add("location", Text(place))
-    if event.location and event.location.geo:
-        item.add("geo", vGeo((event.location.geo.lat, event.location.geo.lon)))
-    link = safe_uri(event.url) or safe_uri(event.online)
-    if link:
-        item.add("url", vUri(link), parameters={"VALUE": "URI"})
-    if org is not None:
-        item.add("organizer", org)
-    if event.organizer and not event.organizer.email:
-        item.add("contact", Text(one_line(event.organizer.name)))
-    if event.tags:
-        item.add("categories", [Text(one_line(t)) for t in event.tags])
-    item.add("status", _STATUS[event.status])
-    item.add("transp", "TRANSPARENT" if event.all_day or cancelled else "OPAQUE")
-    alarm = ctx.settings.calendar.alarm
-    if alarm and not cancelled:
-        item.add_component(reminder(summary, abs(parse_duration(alarm))))
-    return item
-
-
-def reminder(summary: str, seconds: int) -> Alarm:
-    """A display alarm ``seconds`` before the start."""
-    alarm = Alarm()
-    alarm.add("action", "DISPLAY")
-    alarm.add("description", Text(summary))
-    trigger: Any = -timedelta(seconds=seconds)
-    alarm.add("trigger", trigger)
-    return alarm
