@@ -33,9 +33,11 @@ from cccn_feeds.text import MEMO
 A = TypeVar("A")
 B = TypeVar("B")
 
-# Renderers given to the helper: about as much work as the feeds left to this process at
-# every size measured (bench/run.py); JSON Feed stays here, where the feed items are made.
+# Given to the helper: the calendars, the page and the feed documents of events (their
+# items are made only for them); this process renders the news feeds. About as much work
+# on each side at every size measured (bench/run.py).
 HELPER_RENDERERS = ("cccn_feeds.render.ics", "cccn_feeds.render.html")
+SHARED_RENDERERS = ("cccn_feeds.render.feeds", "cccn_feeds.render.jsonfeed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,9 +173,11 @@ def render_into(
 
     ``first`` is done before the helper's rendering (before all of it on one core).
     """
-    theirs = tuple(n for n in names if n in HELPER_RENDERERS)
-    mine = tuple(n for n in names if n not in HELPER_RENDERERS)
-    if not theirs or not mine or not parallel or not may_fork():
+    mine = tuple(f"{n}:news" if n in SHARED_RENDERERS else n
+                 for n in names if n not in HELPER_RENDERERS)  # fmt: skip
+    theirs = tuple(f"{n}:events" for n in names if n in SHARED_RENDERERS)
+    theirs += tuple(n for n in names if n in HELPER_RENDERERS)
+    if not any(n in HELPER_RENDERERS for n in names) or not mine or not parallel or not may_fork():
         first()
         _render(ctx, names, publisher)
         return

@@ -187,8 +187,8 @@ def test_an_interrupt_leaves_no_temporary_file(
     before = _published(tmp_path / "out")
     real = feeds.stream
 
-    def interrupted(ctx: object):  # type: ignore[no-untyped-def]
-        for number, output in enumerate(real(ctx)):  # type: ignore[arg-type]
+    def interrupted(ctx: object, kind: str | None = None):  # type: ignore[no-untyped-def]
+        for number, output in enumerate(real(ctx, kind)):  # type: ignore[arg-type]
             if number == 5:
                 time.sleep(0.3)  # the helper is staging its files meanwhile
                 raise KeyboardInterrupt

@@ -28,11 +28,18 @@ RENDERERS: tuple[str, ...] = (
 def stream_all(
     ctx: BuildContext, names: tuple[str, ...] = RENDERERS
 ) -> Iterator[tuple[str, Output]]:
-    """Every output of every renderer, one at a time (renderers offer ``stream(ctx)``)."""
+    """Every output of every renderer, one at a time (renderers offer ``stream(ctx)``).
+
+    A name ``module:kind`` asks a feed renderer for the documents of one kind only
+    (``news`` or ``events``): a build on two cores shares the feeds out that way.
+    """
     for name in names:
-        module = importlib.import_module(name)
+        module_name, _, kind = name.partition(":")
+        module = importlib.import_module(module_name)
         stream = getattr(module, "stream", None)
-        if stream is not None:
+        if kind:
+            yield from module.stream(ctx, kind)
+        elif stream is not None:
             yield from stream(ctx)
         else:
             render: Renderer = module.render

@@ -195,14 +195,26 @@ def news_date(item: NewsItem) -> datetime:
     return item.date + timedelta(hours=12) if item.date_only else item.date
 
 
+def news_dates(ctx: BuildContext) -> tuple[dict[str, datetime], dict[str, datetime]]:
+    """Every news item's feed dates, published and updated (distinct within news)."""
+
+    def make() -> tuple[dict[str, datetime], dict[str, datetime]]:
+        news = ctx.content.news
+        first_seen = ctx.news_first_seen
+        published = distinct_times(((n.id, news_date(n)) for n in news), first_seen)
+        updated = distinct_times(
+            ((n.id, max(n.updated or published[n.id], published[n.id])) for n in news),
+            first_seen,
+        )
+        return published, updated
+
+    return ctx.memo("feeditems.news_dates", make)
+
+
 def news_items(ctx: BuildContext) -> ItemSource:
     """Every news item as a FeedItem (made on demand), keyed by id."""
     news = ctx.content.news
-    first_seen = ctx.news_first_seen
-    published = distinct_times(((n.id, news_date(n)) for n in news), first_seen)
-    updated = distinct_times(
-        ((n.id, max(n.updated or published[n.id], published[n.id])) for n in news), first_seen
-    )
+    published, updated = news_dates(ctx)
     by_id = {n.id: n for n in news}
     keys = {
         n.id: f"{ctx.item_key('news', n)}|{published[n.id]}|{updated[n.id]}|{ctx.is_broken(n.url)}"
@@ -425,55 +437,82 @@ def _newest(dates: Iterable[datetime], default: datetime) -> datetime:
     return max(found) if found else default
 
 
-def documents(ctx: BuildContext) -> list[FeedDocument]:
-    """Every feed document: main news and events, then one per news tag and event tag.
+def documents(ctx: BuildContext, kind: Kind | None = None) -> list[FeedDocument]:
+    """Every feed document: main news and events, then one per news tag and event tag
+    (with ``kind``, those of one kind: a build on two cores shares the feeds out so).
 
     Computed once per build and shared by the RSS/Atom and JSON Feed renderers.
     """
-    return ctx.memo("feeditems.documents", lambda: _documents(ctx))
+    if kind is None:
+        news, events = documents(ctx, "news"), documents(ctx, "events")
+        return [news[0], events[0], *news[1:], *events[1:]]
+    return ctx.memo(f"feeditems.documents:{kind}", lambda: _documents(ctx, kind))
 
 
-def _documents(ctx: BuildContext) -> list[FeedDocument]:
-    site = ctx.site
-    news = news_items(ctx)
-    events = event_items(ctx)
-    fixed = datetime(2025, 1, 1, tzinfo=site.tz)
-    news_empty = _newest((news.updated(n.id) for n in ctx.content.news), fixed)
+def _empty_dates(ctx: BuildContext) -> tuple[datetime, datetime]:
+    """The feed date of a feed with no item, for news and for events."""
+    fixed = datetime(2025, 1, 1, tzinfo=ctx.site.tz)
+    news_empty = _newest(news_dates(ctx)[1].values(), fixed)
     event_empty = _newest(
         (event_feed_date(ctx, e) for e in ctx.content.events), news_empty
     ).replace(microsecond=0)
-    news_order = tuple(n.id for n in ctx.content.news)
-    event_order = tuple(e.id for e in ctx.forthcoming)
-    docs = [
-        FeedDocument("news", "news", f"{site.title}: news", site.description, news_order,
-                     news, news_empty),
-        FeedDocument("events", "events", f"{site.title}: events",
-                     f"Forthcoming events. {site.description}", event_order, events, event_empty),
-    ]  # fmt: skip
-    for slug, tag in ctx.news_tags.items():
+    return news_empty, event_empty
+
+
+def _documents(ctx: BuildContext, kind: Kind) -> list[FeedDocument]:
+    site = ctx.site
+    news_empty, event_empty = _empty_dates(ctx)
+    docs = []
+    if kind == "news":
+        news = news_items(ctx)
         docs.append(
             FeedDocument(
-                f"tags/{slug}/news",
                 "news",
-                f"{site.title}: news on {tag}",
-                f"News tagged {tag}. {site.description}",
-                tuple(n.id for n in ctx.news_with_tag(slug)),
+                "news",
+                f"{site.title}: news",
+                site.description,
+                tuple(n.id for n in ctx.content.news),
                 news,
                 news_empty,
             )
         )
-    for slug, tag in ctx.event_tags.items():
+        for slug, tag in ctx.news_tags.items():
+            docs.append(
+                FeedDocument(
+                    f"tags/{slug}/news",
+                    "news",
+                    f"{site.title}: news on {tag}",
+                    f"News tagged {tag}. {site.description}",
+                    tuple(n.id for n in ctx.news_with_tag(slug)),
+                    news,
+                    news_empty,
+                )
+            )
+    else:
+        events = event_items(ctx)
         docs.append(
             FeedDocument(
-                f"tags/{slug}/events",
                 "events",
-                f"{site.title}: events on {tag}",
-                f"Forthcoming events tagged {tag}. {site.description}",
-                tuple(e.id for e in ctx.events_with_tag(ctx.forthcoming, slug)),
+                "events",
+                f"{site.title}: events",
+                f"Forthcoming events. {site.description}",
+                tuple(e.id for e in ctx.forthcoming),
                 events,
                 event_empty,
             )
         )
+        for slug, tag in ctx.event_tags.items():
+            docs.append(
+                FeedDocument(
+                    f"tags/{slug}/events",
+                    "events",
+                    f"{site.title}: events on {tag}",
+                    f"Forthcoming events tagged {tag}. {site.description}",
+                    tuple(e.id for e in ctx.events_with_tag(ctx.forthcoming, slug)),
+                    events,
+                    event_empty,
+                )
+            )
     for doc in docs:
         doc.source.carried_by_one_more(doc.ids)
     return docs
@@ -520,5 +559,3 @@ def plain_title(text: str) -> str:
     """
     text = re.sub(r"<(?=/\w+>)", "<\u2060", text)
     return re.sub(r"&(?=#?\w)", "&\u2060", text)
-
-

@@ -29,6 +29,7 @@ from cccn_feeds.render.feeditems import (
     STYLESHEET,
     FeedItem,
     FeedPage,
+    Kind,
     archive_path,
     documents,
     page_parts,
@@ -375,13 +376,15 @@ def stylesheet() -> bytes:
     return (Path(__file__).resolve().parent.parent / "static" / STYLESHEET).read_bytes()
 
 
-def stream(ctx: BuildContext) -> Iterator[tuple[str, Output]]:
-    """Every RSS and Atom document (subscription documents and archives) and feed.xsl.
+def stream(ctx: BuildContext, kind: Kind | None = None) -> Iterator[tuple[str, Output]]:
+    """Every RSS and Atom document (subscription documents and archives) and feed.xsl;
+    with ``kind`` (``news`` or ``events``), those of one kind (feed.xsl goes with news).
 
     A page whose items and neighbours are unchanged since the last build is reused.
     """
-    yield STYLESHEET, stylesheet()
-    for doc in documents(ctx):
+    if kind in (None, "news"):
+        yield STYLESHEET, stylesheet()
+    for doc in documents(ctx, kind):
         for page in pages(doc, ctx.settings.feeds.max_items):
             parts = page_parts(ctx, page)
             for ext, write in (("rss", rss), ("atom", atom)):

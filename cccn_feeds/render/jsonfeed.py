@@ -18,6 +18,7 @@ from cccn_feeds.publish import Output
 from cccn_feeds.render.feeditems import (
     FeedItem,
     FeedPage,
+    Kind,
     archive_path,
     documents,
     page_parts,
@@ -104,9 +105,10 @@ def _item_piece(ctx: BuildContext, item: FeedItem) -> bytes:
     return b"    " + _dumps(item_json(ctx, item)).replace(b"\n", b"\n    ")
 
 
-def stream(ctx: BuildContext) -> Iterator[tuple[str, Output]]:
-    """Every JSON Feed document: news, events, per tag, and their archive pages."""
-    for doc in documents(ctx):
+def stream(ctx: BuildContext, kind: Kind | None = None) -> Iterator[tuple[str, Output]]:
+    """Every JSON Feed document: news, events, per tag, and their archive pages; with
+    ``kind`` (``news`` or ``events``), those of one kind."""
+    for doc in documents(ctx, kind):
         for page in pages(doc, ctx.settings.feeds.max_items):
             path = page.path("json")
             yield path, ctx.keyed(path, page_parts(ctx, page), partial(page_json, ctx, page))
