@@ -7,7 +7,6 @@ plain view objects built here, so all date, time and link logic stays in typed P
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+import orjson
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
@@ -45,8 +45,10 @@ _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
 
 
 @lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
 def environment() -> Environment:
-    """The Jinja2 environment: package templates, autoescaped, strict about undefined names."""
+    """The Jinja2 environment: package templates, autoescaped, strict about undefined names
+    (one per process: templates are compiled once)."""
     return Environment(
         loader=PackageLoader("cccn_feeds", "templates"),
         autoescape=True,
@@ -338,24 +340,40 @@ def _link(ctx: BuildContext, url: str, label: str) -> Link | None:
 
 
 def event_view(ctx: BuildContext, event: Event, news_on_page: Mapping[str, NewsItem]) -> EventView:
-    """The view of one event for the page (linked to its news item when that is shown).
+    """The view of one event for the page (linked to its news item when that is shown)."""
+    start, end = _occurrence(event, ctx.now)
+    return _event_view(ctx, event, news_on_page.get(event.news), start, end)
 
-    Kept between builds under everything it is made from (a rebuild after one change
-    makes the views of the other events again for nothing otherwise).
+
+def event_piece(
+    ctx: BuildContext, event: Event, news_on_page: Mapping[str, NewsItem], upcoming: bool
+) -> tuple[str, str]:
+    """One event's ``<li>`` on the page and its schema.org JSON (script-safe).
+
+    Kept between builds under everything they are made from (a rebuild after one change
+    would make those of every other event again for nothing otherwise).
     """
     start, end = _occurrence(event, ctx.now)
     news = news_on_page.get(event.news)
     key = "|".join(
         (
-            "html.event_view",
+            "html.event",
             ctx.item_key("events", event),
             repr((start, end)),
             f"{news.id}\0{news.title}" if news else "",
             str(ctx.is_broken(event.online)),
             str(ctx.is_broken(event.url)),
+            str(upcoming),
         )
     )
-    return ctx.stored(key, lambda: _event_view(ctx, event, news, start, end))
+
+    def make() -> tuple[str, str]:
+        view = _event_view(ctx, event, news, start, end)
+        module: Any = environment().get_template("_event.html").module
+        item = module.event_item(view, upcoming)
+        return str(item), json_for_script(event_schema(ctx, event))
+
+    return ctx.stored(key, make)
 
 
 def _event_view(
@@ -454,10 +472,14 @@ def tag_rows(groups: list[FeedGroup]) -> list[TagRow]:
 # --- schema.org ---------------------------------------------------------------------------
 
 
-def json_for_script(data: Any) -> Markup:
+def json_for_script(data: Any) -> str:
     """JSON safe inside ``<script>``: ``<``, ``>`` and ``&`` written as ``\\u003c`` etc."""
-    text = json.dumps(data, ensure_ascii=False, indent=1)
-    return Markup(re.sub(r"[<>&]", lambda m: _JSON_ESCAPES[m[0]], text))
+    return re.sub(r"[<>&]", lambda m: _JSON_ESCAPES[m[0]], orjson.dumps(data).decode())
+
+
+def json_ld(pieces: Iterable[str]) -> Markup:
+    """The page's schema.org graph from the JSON of its items (see :func:`json_for_script`)."""
+    return Markup(f'{{"@context":"https://schema.org","@graph":[{",".join(pieces)}]}}')
 
 
 def news_schema(ctx: BuildContext, item: NewsItem) -> dict[str, Any]:
@@ -543,8 +565,10 @@ def render_page(ctx: BuildContext) -> bytes:
     past = ctx.recent_past[: limits.max_past_events]
     news_on_page = {n.id: n for n in news}
     events_on_page = {e.id: e for e in (*ctx.forthcoming, *past)}
-    graph = [news_schema(ctx, n) for n in news]
-    graph += [event_schema(ctx, e) for e in (*ctx.forthcoming, *past)]
+    upcoming = [event_piece(ctx, e, news_on_page, True) for e in ctx.forthcoming]
+    before = [event_piece(ctx, e, news_on_page, False) for e in past]
+    graph = [json_for_script(news_schema(ctx, n)) for n in news]
+    graph += [schema for _, schema in (*upcoming, *before)]
     site = ctx.site
     groups = feed_groups(ctx)
     chunks = (
@@ -557,8 +581,8 @@ def render_page(ctx: BuildContext) -> bytes:
             news=[news_view(ctx, n, events_on_page) for n in news],
             news_more=len(ctx.content.news) - len(news),
             news_feed=ctx.url("news.rss"),
-            forthcoming=[event_view(ctx, e, news_on_page) for e in ctx.forthcoming],
-            recent_past=[event_view(ctx, e, news_on_page) for e in past],
+            forthcoming=[Markup(li) for li, _ in upcoming],
+            recent_past=[Markup(li) for li, _ in before],
             groups=[g for g in groups if not g.tag],
             tag_rows=tag_rows(groups),
             alternates=[
@@ -569,7 +593,7 @@ def render_page(ctx: BuildContext) -> bytes:
             opml=ctx.url("feeds.opml"),
             timezone_place=zone_place(site.tz),
             feed_help=FEED_HELP,
-            json_ld=json_for_script({"@context": "https://schema.org", "@graph": graph}),
+            json_ld=json_ld(graph),
         )
     )
     return b"".join(chunk.encode("utf-8") for chunk in chunks)
