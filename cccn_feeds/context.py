@@ -150,9 +150,14 @@ class BuildContext:
         return urljoin(self.site.base_url, path)
 
     @cached_property
+    def next_starts(self) -> dict[str, datetime | None]:
+        """Each event's next occurrence not ended at ``now`` (None: all have ended)."""
+        return {e.id: e.next_start(self.now) for e in self.content.events}
+
+    @cached_property
     def forthcoming(self) -> tuple[Event, ...]:
         """Events not yet ended at ``now``, soonest (next occurrence) first."""
-        upcoming = [(e.next_start(self.now), e) for e in self.content.events]
+        upcoming = [(self.next_starts[e.id], e) for e in self.content.events]
         return tuple(e for start, e in sorted(
             ((s, e) for s, e in upcoming if s is not None), key=lambda p: (p[0], p[1].id)
         ))  # fmt: skip
@@ -163,7 +168,7 @@ class BuildContext:
         window = self.now - timedelta(days=self.settings.calendar.past_days)
         past = []
         for event in self.content.events:
-            if event.is_forthcoming(self.now):
+            if self.next_starts[event.id] is not None:
                 continue
             end = event.last_end()
             if end is not None and end >= window:

@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 from zoneinfo import ZoneInfo
 
 from cccn_feeds.context import BuildContext
@@ -35,6 +35,7 @@ from cccn_feeds.model import Event, NewsItem
 from cccn_feeds.text import first_sentence_summary, markdown_html, markdown_text
 
 Kind = Literal["news", "events"]
+D = TypeVar("D")
 STYLESHEET = "feed.xsl"
 ONE_SECOND = timedelta(seconds=1)
 
@@ -285,7 +286,7 @@ def event_items(ctx: BuildContext) -> ItemSource:
     by_id = {e.id: e for e in ctx.forthcoming}
     keys = {
         # What is said of "when" follows the next occurrence, which the clock moves.
-        e.id: f"{ctx.item_key('events', e)}|{stamps[e.id]}|{e.next_start(ctx.now)}"
+        e.id: f"{ctx.item_key('events', e)}|{stamps[e.id]}|{ctx.next_starts[e.id]}"
         for e in ctx.forthcoming
     }
     return ItemSource(lambda key: _event_item(ctx, by_id[key], stamps[key]), stamps, keys)
@@ -432,7 +433,7 @@ def describe_where(event: Event) -> str:
 # --- documents and pages ----------------------------------------------------------------
 
 
-def _newest(dates: Iterable[datetime], default: datetime) -> datetime:
+def _newest(dates: Iterable[datetime], default: D) -> datetime | D:
     found = list(dates)
     return max(found) if found else default
 
@@ -449,22 +450,23 @@ def documents(ctx: BuildContext, kind: Kind | None = None) -> list[FeedDocument]
     return ctx.memo(f"feeditems.documents:{kind}", lambda: _documents(ctx, kind))
 
 
-def _empty_dates(ctx: BuildContext) -> tuple[datetime, datetime]:
-    """The feed date of a feed with no item, for news and for events."""
-    fixed = datetime(2025, 1, 1, tzinfo=ctx.site.tz)
-    news_empty = _newest(news_dates(ctx)[1].values(), fixed)
-    event_empty = _newest(
-        (event_feed_date(ctx, e) for e in ctx.content.events), news_empty
-    ).replace(microsecond=0)
-    return news_empty, event_empty
+def _news_empty(ctx: BuildContext) -> datetime:
+    """The feed date of a news feed with no item: the newest news date."""
+    return _newest(news_dates(ctx)[1].values(), datetime(2025, 1, 1, tzinfo=ctx.site.tz))
+
+
+def _event_empty(ctx: BuildContext) -> datetime:
+    """The feed date of an events feed with no item: the newest event date, else the news
+    feed's (worked out only then: it takes every news item's date)."""
+    newest = _newest((event_feed_date(ctx, e) for e in ctx.content.events), None)
+    return (newest or _news_empty(ctx)).replace(microsecond=0)
 
 
 def _documents(ctx: BuildContext, kind: Kind) -> list[FeedDocument]:
     site = ctx.site
-    news_empty, event_empty = _empty_dates(ctx)
     docs = []
     if kind == "news":
-        news = news_items(ctx)
+        news, news_empty = news_items(ctx), _news_empty(ctx)
         docs.append(
             FeedDocument(
                 "news",
@@ -489,7 +491,7 @@ def _documents(ctx: BuildContext, kind: Kind) -> list[FeedDocument]:
                 )
             )
     else:
-        events = event_items(ctx)
+        events, event_empty = event_items(ctx), _event_empty(ctx)
         docs.append(
             FeedDocument(
                 "events",

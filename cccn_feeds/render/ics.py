@@ -145,8 +145,14 @@ _END = b"END:VCALENDAR\r\n"
 
 
 def _event_key(ctx: BuildContext, event: Item) -> str:
-    """Everything one VEVENT depends on besides settings and code."""
-    return ctx.item_key("events", event) + ctx.fingerprint(revision(ctx, event))
+    """Everything one VEVENT depends on besides settings and code (worked out once per
+    event and build: every calendar that carries the event asks)."""
+    known: dict[int, tuple[Item, str]] = ctx.memo("ics.event_keys", dict)
+    found = known.get(id(event))
+    if found is None or found[0] is not event:
+        key = ctx.item_key("events", event) + ctx.fingerprint(revision(ctx, event))
+        found = known[id(event)] = (event, key)
+    return found[1]
 
 
 def _single(ctx: BuildContext, event: Item, blocks: dict[str, bytes]) -> bytes:
