@@ -639,3 +639,54 @@ def test_items_are_written_as_feedgen_writes_them(
     atom_ns = {"media": media, None: feeds.ATOM}
     assert feeds._rss_item(ctx, item) == feeds._feedgen_piece(ctx, "rss", rss_ns, item)
     assert feeds._atom_entry(ctx, item) == feeds._feedgen_piece(ctx, "feed", atom_ns, item)
+
+
+# The channel data of each document is written by cccn_feeds too; feedgen and lxml are
+# the reference here as well: any settings, any page of a document, with or without
+# items that need the media and content namespaces.
+@hyp_settings(max_examples=150, deadline=None)
+@given(
+    title=_XML_TEXT.filter(str.strip),
+    description=_XML_TEXT.filter(str.strip),
+    publisher=_XML_TEXT.filter(str.strip),
+    link=st.sampled_from(["https://www.lih.lu/?p=47659&x=1", "https://example.org/é"]),
+    base_url=st.sampled_from(["http://127.0.0.1:8000/", "https://example.org/a&b/"]),
+    language=st.sampled_from(["en", "fr", "de-LU"]),
+    email=st.sampled_from(["", "contact@example.org"]),
+    hub=st.sampled_from(["", "https://hub.example.org/?a=1&b=2"]),
+    images=st.lists(st.booleans(), max_size=9),
+    max_items=st.integers(1, 4),
+    base=st.sampled_from(["news", "tags/a-b/events"]),
+)
+def test_channels_are_written_as_feedgen_writes_them(
+    title: str, description: str, publisher: str, link: str, base_url: str, language: str,
+    email: str, hub: str, images: list[bool], max_items: int, base: str,
+) -> None:  # fmt: skip
+    from cccn_feeds.context import BuildContext
+    from cccn_feeds.model import Content
+    from cccn_feeds.render import feeds
+    from cccn_feeds.render.feeditems import FeedDocument, FeedItem, ItemSource, pages
+
+    settings = make_settings(
+        Path("data"), Path("feeds"), feeds={"hub": hub},
+        site={"publisher": publisher, "link": link, "base_url": base_url,
+              "language": language, "contact_email": email},
+    )  # fmt: skip
+    ctx = BuildContext(settings=settings, content=Content((), ()), now=EXAMPLE_NOW.astimezone(UTC))
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    dates = {f"i{n}": start + timedelta(days=n) for n in range(len(images))}
+
+    def make(key: str) -> FeedItem:
+        day = dates[key]
+        image = "https://example.org/i.png" if images[int(key[1:])] else ""
+        return FeedItem(key=key, uri=f"tag:x,2025:{key}", title=key, link="", published=day,
+                        updated=day, summary="", content_html="<p>x</p>", image=image)  # fmt: skip
+
+    source = ItemSource(make, dates, {key: key for key in dates})
+    doc = FeedDocument(base, "news", title, description, tuple(reversed(dates)), source, start)
+    for page in pages(doc, max_items):
+        for fmt in ("rss", "atom"):
+            namespaces = feeds._namespaces(page, fmt)
+            written = feeds._rss_head if fmt == "rss" else feeds._atom_head
+            expected = feeds._feedgen_head(ctx, page, fmt)
+            assert written(ctx, page, namespaces) + feeds._CLOSE[fmt] == expected
