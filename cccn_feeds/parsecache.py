@@ -53,7 +53,7 @@ def split_items(text: str, key: str) -> list[tuple[int, str]] | None:
     Anchors, aliases and tags need no check here: an alias to an anchor in another item
     fails to parse on its own, which sends the whole build down the canonical path.
     """
-    if re.search(r"^\t", text, re.MULTILINE):
+    if text.startswith("\t") or "\n\t" in text or "\r\t" in text:  # a tab indents a line
         return None
     lines = text.splitlines(keepends=True)
     index = 0
