@@ -124,16 +124,39 @@ class _Memo:
         self.known, self.used = dict(known), {}
 
     def get(self, kind: str, make: Callable[..., str], *args: str) -> str:
+        key = self._key(kind, *args)
+        found = self._find(key)
+        if found is None:
+            found = self.used[key] = make(*args)
+        return found
+
+    def html(self, text: str, base: str) -> str:
+        """:func:`markdown_html`, remembered for any base when the base did not enter the
+        result (every address in the text is absolute), else for this base: the page and
+        the feeds render one text against different bases."""
+        anywhere = self._key("html*", text)
+        found = self._find(anywhere)
+        if found is None:
+            key = self._key("html", text, base)
+            found = self._find(key)
+            if found is None:
+                found, based = _markdown_html(text, base)
+                self.used[key if based else anywhere] = found
+        return found
+
+    @staticmethod
+    def _key(kind: str, *args: str) -> str:
         digest = hashlib.blake2b(kind.encode(), digest_size=16)
         for arg in args:
             digest.update(b"\0" + arg.encode())
-        key = digest.hexdigest()
+        return digest.hexdigest()
+
+    def _find(self, key: str) -> str | None:
         found = self.used.get(key)
         if found is None:
             found = self.known.get(key)
-            if found is None:
-                found = make(*args)
-            self.used[key] = found
+            if found is not None:
+                self.used[key] = found
         return found
 
 
@@ -144,7 +167,7 @@ def markdown_html(text: str, base: str = "") -> str:
     """Markdown to sanitised HTML with absolute links; empty text gives an empty string."""
     if not text.strip():
         return ""
-    return MEMO.get("html", _markdown_html, text, base)
+    return MEMO.html(text, base)
 
 
 def markdown_text(text: str) -> str:
@@ -170,12 +193,19 @@ _PLAIN_ABSOLUTE = re.compile(
 )
 
 
-def _markdown_html(text: str, base: str) -> str:
+def _markdown_html(text: str, base: str) -> tuple[str, bool]:
+    """The HTML, and whether ``base`` entered it (an address of the text was relative)."""
     import nh3
+
+    based = False
 
     def absolute(_tag: str, attribute: str, value: str) -> str:
         # Readers break on relative links: every href and src is made absolute.
-        if not base or attribute not in {"href", "src"} or _PLAIN_ABSOLUTE.fullmatch(value):
+        nonlocal based
+        if attribute not in {"href", "src"} or _PLAIN_ABSOLUTE.fullmatch(value):
+            return value
+        based = True
+        if not base:
             return value
         try:
             return urljoin(base, value)
@@ -190,7 +220,7 @@ def _markdown_html(text: str, base: str) -> str:
         link_rel="noopener noreferrer",
         attribute_filter=absolute,
     )
-    return NOT_XML.sub("\ufffd", clean.strip())
+    return NOT_XML.sub("\ufffd", clean.strip()), based
 
 
 def _link_target(info: dict[str, str]) -> str:

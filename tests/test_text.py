@@ -181,3 +181,22 @@ def test_tricky_addresses_skip_urljoin_only_when_unchanged(value: str) -> None:
 
     for base in (BASE, "http://x.org/p/q"):
         assert not _PLAIN_ABSOLUTE.match(value) or urljoin(base, value) == value
+
+
+def test_one_rendering_serves_every_base_unless_an_address_is_relative() -> None:
+    from cccn_feeds.text import MEMO
+
+    MEMO.begin({})
+    absolute = "See [the programme](https://example.org/p) and ![x](https://example.org/i.png)."
+    first = markdown_html(absolute, base="https://a.example/")
+    assert markdown_html(absolute, base="https://b.example/") == first
+    assert markdown_html(absolute) == first
+    assert len(MEMO.used) == 1  # rendered once, kept for any base
+    relative = "See [the programme](programme.html)."
+    on_a = markdown_html(relative, base="https://a.example/x/")
+    on_b = markdown_html(relative, base="https://b.example/")
+    assert 'href="https://a.example/x/programme.html"' in on_a
+    assert 'href="https://b.example/programme.html"' in on_b
+    assert 'href="programme.html"' in markdown_html(relative)
+    assert len(MEMO.used) == 4
+    MEMO.begin({})
