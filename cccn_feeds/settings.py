@@ -275,6 +275,8 @@ def _check(settings: Settings, source: str) -> list[Problem]:
         problems.append(Problem(source, None, f"[{table}] {key}", message))
 
     site = settings.site
+    if not site.description.strip():
+        bad("site", "description", "must not be empty: RSS requires a feed description")
     for key in ("base_url", "link"):
         url = urlsplit(getattr(site, key))
         if url.scheme not in {"http", "https"} or not url.netloc:

@@ -2,14 +2,17 @@
 built with icalendar's components and serialised by icalendar.
 
 cccn_feeds.render.ics writes these lines itself (icalendar's component machinery was the
-largest cost of a calendar); tests/test_ics.py checks that the bytes are these, for any
-event the YAML can describe. One deliberate difference: a tag is escaped strictly, as
-every other TEXT value (icalendar reads a literal ``\\N`` in a category as a line break).
+largest cost of a calendar); a property test checks that the bytes are these, for any
+event the YAML can describe (tests/test_ics_writer.py). Deliberate differences: a tag and
+the product name are escaped strictly, as every other TEXT value (icalendar reads a literal
+``\\N`` in them as a line break), and GEO is never written with an exponent, which RFC 5545
+does not allow.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, timedelta
+from decimal import Decimal
 from typing import Any
 
 from icalendar import Alarm, Calendar, Event, vCalAddress, vDuration, vGeo, vRecur, vUri
@@ -47,7 +50,7 @@ def calendar_head(ctx: BuildContext, name: str, about: str, source: str, method:
     """The VCALENDAR lines before the first component, as icalendar writes them."""
     cal = Calendar()
     cal.add("version", "2.0")
-    cal.add("prodid", f"-//{one_line(ctx.site.publisher)}//cccn-feeds//EN")
+    cal["PRODID"] = _Written(text_value(f"-//{one_line(ctx.site.publisher)}//cccn-feeds//EN"))
     cal.add("calscale", "GREGORIAN")
     if method:
         cal.add("method", "PUBLISH")
@@ -97,7 +100,10 @@ def vevent(ctx: BuildContext, event: Item) -> bytes:
     if place:
         item.add("location", Text(place))
     if event.location and event.location.geo:
-        item.add("geo", vGeo((event.location.geo.lat, event.location.geo.lon)))
+        geo = vGeo((event.location.geo.lat, event.location.geo.lon)).to_ical()
+        if "e" in geo.lower():  # written out: RFC 5545 FLOAT has no exponent
+            geo = ";".join(format(Decimal(x), "f") for x in geo.split(";"))
+        item["GEO"] = _Written(geo)
     link = safe_uri(event.url) or safe_uri(event.online)
     if link:
         item.add("url", vUri(link), parameters={"VALUE": "URI"})

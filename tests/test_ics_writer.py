@@ -142,3 +142,23 @@ def test_a_backslash_in_a_tag_stays_a_backslash(tmp_path: Path) -> None:
     # The strict parser splits categories at an escaped comma too; the backslashes it reads.
     strict = IcsCalendarStream.calendar_from_ics(data.decode()).events[0]
     assert strict.categories[:2] == list(tags[:2])
+
+
+def test_a_tiny_coordinate_is_written_without_an_exponent(tmp_path: Path) -> None:
+    event = Event(
+        id="e", title="T", start=date(2027, 3, 1), end=date(2027, 3, 1), all_day=True,
+        timezone=ZoneInfo("Europe/Luxembourg"),
+        location=Location("Here", geo=Geo(49.6116, 0.00005)),
+    )  # fmt: skip
+    ctx = _context(tmp_path, "", "", None, event)
+    data = ics.calendar_bytes(ctx, [event], "T", "T", "")
+    assert b"GEO:49.6116;0.00005\r\n" in data
+    parsed = icalendar.Calendar.from_ical(data).walk("VEVENT")[0]
+    assert parsed.decoded("GEO") == (49.6116, 0.00005)
+
+
+def test_a_backslash_in_the_publisher_stays_a_backslash(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, tmp_path / "f", site={"publisher": "Dept C:\\New"})
+    ctx = BuildContext(settings=settings, content=Content((), ()), now=EXAMPLE_NOW)
+    data = ics.calendar_bytes(ctx, [], "T", "T", "")
+    assert str(icalendar.Calendar.from_ical(data)["PRODID"]) == "-//Dept C:\\New//cccn-feeds//EN"

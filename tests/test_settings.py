@@ -102,6 +102,12 @@ class TestErrors:
             "[linkcheck] on_broken",
         }
 
+    def test_an_empty_description_is_refused(self, tmp_path: Path) -> None:
+        """RSS requires a feed description: said where, instead of failing in the feeds."""
+        path = _write(tmp_path, '[site]\ndescription = "  "\n')
+        with pytest.raises(ConfigError, match=r"\[site\] description: must not be empty"):
+            load_settings(path, environ={})
+
     def test_addresses_with_spaces_are_refused(self) -> None:
         with pytest.raises(ConfigError, match=r"\[site\] base_url: .* contains a space"):
             load_settings(None, environ={"CCCN_BASE_URL": "https://example.org/a b\r\nX:1/"})

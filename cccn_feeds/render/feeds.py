@@ -227,16 +227,23 @@ def _document(ctx: BuildContext, page: FeedPage, fmt: str) -> bytes:
     """
     close = _CLOSE[fmt]
     namespaces = _namespaces(page, fmt)
-    if NOT_XML.search(_channel_text(ctx, page)):
-        head = _feedgen_head(ctx, page, fmt)
-    else:
-        head = (_rss_head if fmt == "rss" else _atom_head)(ctx, page, namespaces) + close
+    head = _head(ctx, page, fmt, namespaces)
     source = page.doc.source
     write = partial(_piece, ctx, fmt, dict(namespaces))
     items = [source.written(key, fmt, write) for key in page.ids]
     if fmt == "rss":
         head = _hex_references(head)  # the items had theirs when they were written
     return b"".join([head[: -len(close)], *items, close])
+
+
+def _head(
+    ctx: BuildContext, page: FeedPage, fmt: str, namespaces: list[tuple[str | None, str]]
+) -> bytes:
+    """The document without items (its closing tags included)."""
+    if NOT_XML.search(_channel_text(ctx, page)) or not ctx.site.publisher.strip():
+        # feedgen refuses the first, and writes an empty publisher its own way.
+        return _feedgen_head(ctx, page, fmt)
+    return (_rss_head if fmt == "rss" else _atom_head)(ctx, page, namespaces) + _CLOSE[fmt]
 
 
 def _feedgen_head(ctx: BuildContext, page: FeedPage, fmt: str) -> bytes:

@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache, partial
 from zoneinfo import ZoneInfo
 
-from icalendar import Component, vCalAddress, vDDDTypes, vDuration, vGeo, vRecur, vText
+from icalendar import Component, vCalAddress, vDDDTypes, vDuration, vRecur, vText
 
 from cccn_feeds.context import BuildContext
 from cccn_feeds.history import Revision
@@ -318,17 +318,28 @@ def _duration(seconds: int) -> str:
 
 
 def _geo(lat: float, lon: float) -> str:
-    return str(vGeo((lat, lon)).to_ical())
+    """``lat;lon`` as icalendar writes it, but never with an exponent (RFC 5545 FLOAT)."""
+    return f"{_float(lat)};{_float(lon)}"
+
+
+def _float(value: float) -> str:
+    text = repr(float(value))
+    if "e" in text:  # 5e-05: written out, digit for digit
+        from decimal import Decimal
+
+        text = format(Decimal(text), "f")
+    return text
 
 
 @lru_cache(maxsize=64)
 def _icalendar_text(text: str) -> str:
-    """A TEXT value escaped as icalendar escapes it (the product and zone names, UIDs)."""
+    """A TEXT value escaped as icalendar escapes it (zone names and UIDs, which hold no
+    backslash)."""
     return vText(text).to_ical().decode()
 
 
 def _prodid(publisher: str) -> str:
-    return f"PRODID:{_icalendar_text(f'-//{one_line(publisher)}//cccn-feeds//EN')}"
+    return f"PRODID:{text_value(f'-//{one_line(publisher)}//cccn-feeds//EN')}"
 
 
 @lru_cache(maxsize=1024)
