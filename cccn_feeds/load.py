@@ -64,24 +64,35 @@ _Loader.add_implicit_resolver(
 )
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
+def _construct(loader: _Loader, node: yaml.Node) -> Any:
+    """``loader.construct_object(node, deep=True)``, with text (most values) taken as it is:
+    a string scalar constructs to its value."""
+    if node.tag == _STR and type(node) is yaml.ScalarNode:
+        return node.value
+    return loader.construct_object(node, deep=True)
+
+
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     result = LineDict()
     offset = loader.offset + 1
     result.line = node.start_mark.line + offset
     result.lines = {}
     for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
+        key = _construct(loader, key_node)
         if not isinstance(key, str):
             key = str(key)
         if key in result:
             loader.duplicates.append((key, key_node.start_mark.line + offset))
-        result[key] = loader.construct_object(value_node, deep=True)
+        result[key] = _construct(loader, value_node)
         result.lines[key] = key_node.start_mark.line + offset
     return result
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
-    result = LineList(loader.construct_object(child, deep=True) for child in node.value)
+    result = LineList(_construct(loader, child) for child in node.value)
     offset = loader.offset + 1
     result.line = node.start_mark.line + offset
     result.lines = [child.start_mark.line + offset for child in node.value]
