@@ -7,13 +7,10 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cccn_feeds.codekey import code_key
-from cccn_feeds.context import BuildContext
 from cccn_feeds.errors import CccnError
-from cccn_feeds.history import History, advance
-from cccn_feeds.model import Content
 from cccn_feeds.publish import (
     Publisher,
     PublishReport,
@@ -25,8 +22,10 @@ from cccn_feeds.publish import (
     write_json,
 )
 from cccn_feeds.settings import BuildSettings, Settings
-from cccn_feeds.text import MEMO
-from cccn_feeds.validate import load_content
+
+if TYPE_CHECKING:  # imported where used: a build with nothing to do needs none of them
+    from cccn_feeds.history import History
+    from cccn_feeds.model import Content
 
 HISTORY = "history.json"
 LAST_BUILD = "build.json"
@@ -176,6 +175,8 @@ def prepare(settings: Settings, *, cache: bool = True) -> Content:
     state folder (the output folder itself is not touched).
     """
     if not cache:
+        from cccn_feeds.validate import load_content
+
         return load_content(settings.paths.data_dir, settings.site.tz)
     from cccn_feeds.parsecache import CACHE_NAME, load_content_cached
 
@@ -231,6 +232,8 @@ def build(
 
 def _read_history(path: Path) -> History:
     """The stored history; a damaged one stops the build rather than restart SEQUENCEs."""
+    from cccn_feeds.history import History
+
     if not path.exists():
         return History()
     try:
@@ -255,9 +258,12 @@ def _build_locked(
     lock_wait: float,
 ) -> BuildResult:
     """The part of a build that reads and writes the output and state folders."""
+    from cccn_feeds.context import BuildContext
+    from cccn_feeds.history import advance
     from cccn_feeds.linkstate import declared_broken
     from cccn_feeds.parallel import render_into
     from cccn_feeds.parsecache import CACHE_NAME, take_pending
+    from cccn_feeds.text import MEMO
 
     state_dir = settings.paths.state_dir
     with output_lock(state_dir, wait=lock_wait):
