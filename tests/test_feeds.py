@@ -637,8 +637,10 @@ def test_items_are_written_as_feedgen_writes_them(
     rss_ns = {"dc": "http://purl.org/dc/elements/1.1/", "media": media, "atom": feeds.ATOM,
               "content": "http://purl.org/rss/1.0/modules/content/"}  # fmt: skip
     atom_ns = {"media": media, None: feeds.ATOM}
-    assert feeds._rss_item(ctx, item) == feeds._feedgen_piece(ctx, "rss", rss_ns, item)
-    assert feeds._atom_entry(ctx, item) == feeds._feedgen_piece(ctx, "feed", atom_ns, item)
+    common = feeds._common(ctx, item)
+    assert common is not None
+    assert feeds._rss_item(ctx, item, common) == feeds._feedgen_piece(ctx, "rss", rss_ns, item)
+    assert feeds._atom_entry(ctx, item, common) == feeds._feedgen_piece(ctx, "feed", atom_ns, item)
 
 
 # The channel data of each document is written by cccn_feeds too; feedgen and lxml are

@@ -16,6 +16,7 @@ import html
 import posixpath
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -368,11 +369,43 @@ def _piece(ctx: BuildContext, fmt: str, nsmap: Any, item: FeedItem) -> bytes:
     a build. The bytes are those feedgen and lxml write (a property test compares the two
     on generated items); text that XML cannot carry goes through feedgen, which refuses it.
     """
-    if NOT_XML.search(_all_text(item)):
+    common = _common(ctx, item)
+    if common is None:
         piece = _feedgen_piece(ctx, "rss" if fmt == "rss" else "feed", nsmap, item)
     else:
-        piece = _rss_item(ctx, item) if fmt == "rss" else _atom_entry(ctx, item)
+        piece = _rss_item(ctx, item, common) if fmt == "rss" else _atom_entry(ctx, item, common)
     return _hex_references(piece) if fmt == "rss" else piece
+
+
+@dataclass(frozen=True, slots=True)
+class _Common:
+    """What the RSS item and the Atom entry of an item both write, worked out once."""
+
+    title: str  # escaped
+    content: str  # escaped
+    published: datetime  # in the site's zone
+    updated: datetime
+
+
+def _common(ctx: BuildContext, item: FeedItem) -> _Common | None:
+    """The item's :class:`_Common` (None: XML cannot carry its text). Kept for the items of
+    the last few pages: a page's Atom document follows its RSS document."""
+    known: dict[int, tuple[FeedItem, _Common | None]] = ctx.memo("feeds.common", dict)
+    found = known.get(id(item))
+    if found is not None and found[0] is item:
+        return found[1]
+    if len(known) > 4096:
+        known.clear()
+    common = None
+    if not NOT_XML.search(_all_text(item)):
+        common = _Common(
+            title=_text(plain_title(item.title)),
+            content=_text(item.content_html),
+            published=_local(ctx, item.published),
+            updated=_local(ctx, item.updated),
+        )
+    known[id(item)] = (item, common)
+    return common
 
 
 def _all_text(item: FeedItem) -> str:
@@ -394,16 +427,17 @@ def _attr(value: str) -> str:
     return value
 
 
-def _rss_item(ctx: BuildContext, item: FeedItem) -> bytes:
-    lines = ["    <item>", f"      <title>{_text(plain_title(item.title))}</title>"]
+def _rss_item(ctx: BuildContext, item: FeedItem, common: _Common) -> bytes:
+    lines = ["    <item>", f"      <title>{common.title}</title>"]
     if item.link:
         lines.append(f"      <link>{_text(item.link)}</link>")
-    description = _summary_html(item.summary) or item.content_html
-    lines.append(f"      <description>{_text(description)}</description>")
-    lines.append(f"      <content:encoded>{_text(item.content_html)}</content:encoded>")
+    summary = _summary_html(item.summary)
+    description = _text(summary) if summary else common.content
+    lines.append(f"      <description>{description}</description>")
+    lines.append(f"      <content:encoded>{common.content}</content:encoded>")
     lines.append(f'      <guid isPermaLink="false">{_text(item.uri)}</guid>')
     lines.extend(f"      <category>{_text(tag)}</category>" for tag in item.tags)
-    published = _local(ctx, item.published).strftime("%a, %d %b %Y %H:%M:%S %z")
+    published = common.published.strftime("%a, %d %b %Y %H:%M:%S %z")
     lines.append(f"      <pubDate>{published}</pubDate>")
     if item.author:
         lines.append(f"      <dc:creator>{_text(item.author)}</dc:creator>")
@@ -413,16 +447,16 @@ def _rss_item(ctx: BuildContext, item: FeedItem) -> bytes:
     return "\n".join(lines).encode()
 
 
-def _atom_entry(ctx: BuildContext, item: FeedItem) -> bytes:
+def _atom_entry(ctx: BuildContext, item: FeedItem, common: _Common) -> bytes:
     lang = item.language if item.language and item.language != ctx.site.language else ""
     lines = [f'  <entry xml:lang="{_attr(lang)}">' if lang else "  <entry>",
              f"    <id>{_text(item.uri)}</id>",
-             f'    <title type="text">{_text(plain_title(item.title))}</title>',
-             f"    <updated>{_local(ctx, item.updated).isoformat()}</updated>"]  # fmt: skip
+             f'    <title type="text">{common.title}</title>',
+             f"    <updated>{common.updated.isoformat()}</updated>"]  # fmt: skip
     if item.author:
         lines += ["    <author>", f"      <name>{_text(item.author)}</name>", "    </author>"]
     if item.content_html:
-        lines.append(f'    <content type="html">{_text(item.content_html)}</content>')
+        lines.append(f'    <content type="html">{common.content}</content>')
     else:
         lines.append('    <content type="html"/>')
     if item.link:
@@ -433,7 +467,7 @@ def _atom_entry(ctx: BuildContext, item: FeedItem) -> bytes:
     elif item.summary:
         lines.append('    <summary type="text"/>')
     lines.extend(f'    <category term="{_attr(tag)}" label="{_attr(tag)}"/>' for tag in item.tags)
-    lines.append(f"    <published>{_local(ctx, item.published).isoformat()}</published>")
+    lines.append(f"    <published>{common.published.isoformat()}</published>")
     if item.image:
         lines.append(f'    <media:content url="{_attr(item.image)}" medium="image"/>')
     lines.append("  </entry>\n")
