@@ -64,15 +64,10 @@ _Loader.add_implicit_resolver(
 )
 
 
+# Text (most values) is taken from a string scalar as it is, without PyYAML's generic
+# construct_object; written out where it is used, so that nesting costs no extra call.
 _STR = "tag:yaml.org,2002:str"
-
-
-def _construct(loader: _Loader, node: yaml.Node) -> Any:
-    """``loader.construct_object(node, deep=True)``, with text (most values) taken as it is:
-    a string scalar constructs to its value."""
-    if node.tag == _STR and type(node) is yaml.ScalarNode:
-        return node.value
-    return loader.construct_object(node, deep=True)
+_SCALAR = yaml.ScalarNode
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
@@ -80,19 +75,30 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
     offset = loader.offset + 1
     result.line = node.start_mark.line + offset
     result.lines = {}
+    construct = loader.construct_object
     for key_node, value_node in node.value:
-        key = _construct(loader, key_node)
-        if not isinstance(key, str):
-            key = str(key)
+        if key_node.tag == _STR and type(key_node) is _SCALAR:
+            key = key_node.value
+        else:
+            key = construct(key_node, deep=True)
+            if not isinstance(key, str):
+                key = str(key)
         if key in result:
             loader.duplicates.append((key, key_node.start_mark.line + offset))
-        result[key] = _construct(loader, value_node)
+        if value_node.tag == _STR and type(value_node) is _SCALAR:
+            result[key] = value_node.value
+        else:
+            result[key] = construct(value_node, deep=True)
         result.lines[key] = key_node.start_mark.line + offset
     return result
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
-    result = LineList(_construct(loader, child) for child in node.value)
+    construct = loader.construct_object
+    result = LineList(
+        child.value if child.tag == _STR and type(child) is _SCALAR else construct(child, deep=True)
+        for child in node.value
+    )
     offset = loader.offset + 1
     result.line = node.start_mark.line + offset
     result.lines = [child.start_mark.line + offset for child in node.value]
@@ -101,6 +107,26 @@ def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _construct_mapping)
 _Loader.add_constructor("tag:yaml.org,2002:seq", _construct_sequence)
+
+
+def _checked(tag: str) -> Any:
+    """PyYAML's constructor for an explicit scalar tag, failing as a YAML error at the
+    value (``!!int x`` raised a bare ValueError)."""
+    construct = _Loader.yaml_constructors[f"tag:yaml.org,2002:{tag}"]
+
+    def run(loader: _Loader, node: yaml.Node) -> Any:
+        try:
+            return construct(loader, node)
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a valid !!{tag}", node.start_mark
+            ) from None
+
+    return run
+
+
+for _tag in ("int", "float", "bool", "timestamp"):
+    _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _checked(_tag))
 
 
 def _syntax_problem(name: str, exc: yaml.YAMLError, offset: int = 0) -> Problem:

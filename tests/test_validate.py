@@ -144,3 +144,23 @@ class TestForms:
             "events[2].title",
             "news[0].date",
         ]
+
+
+class TestYamlValues:
+    """What the YAML loader gives before validation looks at it."""
+
+    def test_a_bad_explicit_tag_is_a_yaml_error_at_its_place(self) -> None:
+        for text, tag in (("title: !!int x", "int"), ("title: !!bool maybe", "bool"),
+                          ("title: !!timestamp nope", "timestamp")):  # fmt: skip
+            with pytest.raises(DataError) as caught:
+                parse_yaml(f"events:\n  - id: a\n    {text}\n", "data/events.yaml")
+            (problem,) = caught.value.problems
+            assert (problem.line, problem.column) == (3, 12)
+            assert f"is not a valid !!{tag}" in problem.message
+
+    def test_deep_nesting_still_loads(self) -> None:
+        """Text taken straight from the nodes costs no call per level of nesting."""
+        assert parse_yaml("[" * 200 + "x" + "]" * 200, "f") is not None
+        assert parse_yaml("{a: " * 300 + "x" + "}" * 300, "f") is not None
+        with pytest.raises(DataError, match="nests too deeply"):
+            parse_yaml("[" * 900 + "]" * 900, "f")
