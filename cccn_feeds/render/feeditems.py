@@ -464,57 +464,30 @@ def _event_empty(ctx: BuildContext) -> datetime:
 
 def _documents(ctx: BuildContext, kind: Kind) -> list[FeedDocument]:
     site = ctx.site
-    docs = []
+    # (base, title, description, ids): the feed of the kind, then one per tag.
+    feeds: list[tuple[str, str, str, tuple[str, ...]]]
     if kind == "news":
-        news, news_empty = news_items(ctx), _news_empty(ctx)
-        docs.append(
-            FeedDocument(
-                "news",
-                "news",
-                f"{site.title}: news",
-                site.description,
-                tuple(n.id for n in ctx.content.news),
-                news,
-                news_empty,
-            )
-        )
-        for slug, tag in ctx.news_tags.items():
-            docs.append(
-                FeedDocument(
-                    f"tags/{slug}/news",
-                    "news",
-                    f"{site.title}: news on {tag}",
-                    f"News tagged {tag}. {site.description}",
-                    tuple(n.id for n in ctx.news_with_tag(slug)),
-                    news,
-                    news_empty,
-                )
-            )
+        source, empty = news_items(ctx), _news_empty(ctx)
+        feeds = [("news", f"{site.title}: news", site.description,
+                  tuple(n.id for n in ctx.content.news))]  # fmt: skip
+        feeds += [
+            (f"tags/{slug}/news", f"{site.title}: news on {tag}",
+             f"News tagged {tag}. {site.description}",
+             tuple(n.id for n in ctx.news_with_tag(slug)))
+            for slug, tag in ctx.news_tags.items()
+        ]  # fmt: skip
     else:
-        events, event_empty = event_items(ctx), _event_empty(ctx)
-        docs.append(
-            FeedDocument(
-                "events",
-                "events",
-                f"{site.title}: events",
-                f"Forthcoming events. {site.description}",
-                tuple(e.id for e in ctx.forthcoming),
-                events,
-                event_empty,
-            )
-        )
-        for slug, tag in ctx.event_tags.items():
-            docs.append(
-                FeedDocument(
-                    f"tags/{slug}/events",
-                    "events",
-                    f"{site.title}: events on {tag}",
-                    f"Forthcoming events tagged {tag}. {site.description}",
-                    tuple(e.id for e in ctx.events_with_tag(ctx.forthcoming, slug)),
-                    events,
-                    event_empty,
-                )
-            )
+        source, empty = event_items(ctx), _event_empty(ctx)
+        feeds = [("events", f"{site.title}: events", f"Forthcoming events. {site.description}",
+                  tuple(e.id for e in ctx.forthcoming))]  # fmt: skip
+        feeds += [
+            (f"tags/{slug}/events", f"{site.title}: events on {tag}",
+             f"Forthcoming events tagged {tag}. {site.description}",
+             tuple(e.id for e in ctx.events_with_tag(ctx.forthcoming, slug)))
+            for slug, tag in ctx.event_tags.items()
+        ]  # fmt: skip
+    docs = [FeedDocument(base, kind, title, about, ids, source, empty)
+            for base, title, about, ids in feeds]  # fmt: skip
     for doc in docs:
         doc.source.carried_by_one_more(doc.ids)
     return docs
