@@ -45,7 +45,6 @@ _JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
 
 
 @lru_cache(maxsize=1)
-@lru_cache(maxsize=1)
 def environment() -> Environment:
     """The Jinja2 environment: package templates, autoescaped, strict about undefined names
     (one per process: templates are compiled once)."""
