@@ -15,14 +15,13 @@ from datetime import UTC, timedelta
 from decimal import Decimal
 from typing import Any
 
-from icalendar import Alarm, Calendar, Event, vCalAddress, vDuration, vGeo, vRecur, vUri
+from icalendar import Alarm, Calendar, Event, vCalAddress, vDuration, vGeo, vRecur, vText, vUri
 from icalendar.parser import Parameters
 
 from cccn_feeds.context import BuildContext
 from cccn_feeds.model import Event as Item
 from cccn_feeds.render.ics import (
     _STATUS,
-    Text,
     description,
     one_line,
     organizer,
@@ -33,6 +32,13 @@ from cccn_feeds.render.ics import (
     when,
 )
 from cccn_feeds.settings import parse_duration
+
+
+class Text(vText):
+    """A TEXT value as cccn_feeds writes it (:func:`cccn_feeds.render.ics.text_value`)."""
+
+    def to_ical(self) -> bytes:
+        return text_value(str(self)).encode("utf-8")
 
 
 class _Written:

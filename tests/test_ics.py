@@ -19,6 +19,7 @@ from cccn_feeds.model import Content, Event, Location, Organizer
 from cccn_feeds.render import ics
 from cccn_feeds.settings import Settings
 from tests.conftest import EXAMPLE_NOW, LUX, ROOT, make_settings
+from tests.ics_reference import Text
 
 ICS = ("cccn_feeds.render.ics",)
 
@@ -170,7 +171,7 @@ class TestExampleCorpus:
             # icalendar leaves X- properties escaped as they were read
             for key in ("NAME", "DESCRIPTION"):
                 x_wr = str(cal[f"X-WR-CAL{key[:4]}"])
-                assert ics.Text(str(cal[key])).to_ical().decode() == x_wr != ""
+                assert Text(str(cal[key])).to_ical().decode() == x_wr != ""
             subscription = not path.startswith("events/")
             assert (b"\r\nREFRESH-INTERVAL;VALUE=DURATION:PT6H\r\n" in data) == subscription
             assert (b"\r\nX-PUBLISHED-TTL:PT6H\r\n" in data) == subscription

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from cccn_feeds.render import ics
 from cccn_feeds.render.vtimezone import transitions, vtimezone
+from tests.ics_reference import Text
 
 ZONES = [
     ("Europe/Luxembourg", 2027, 2027),
@@ -106,7 +107,7 @@ def test_built_once_per_zone() -> None:
 def test_any_text_round_trips_on_one_property(text: str) -> None:
     """Whatever the text, it stays inside its property and reads back cleaned, not altered."""
     event = icalendar.Event()
-    event.add("summary", ics.Text(text))
+    event.add("summary", Text(text))
     data = event.to_ical()
     lines = data[:-2].split(b"\r\n")
     assert lines[0] == b"BEGIN:VEVENT" and lines[-1] == b"END:VEVENT"

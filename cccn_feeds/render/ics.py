@@ -40,7 +40,7 @@ _STATUS = {"confirmed": "CONFIRMED", "tentative": "TENTATIVE", "cancelled": "CAN
 _QUIET_YEAR = 2025  # the years checked for a VTIMEZONE that no event uses
 
 
-class Text(vText):
+def text_value(text: str) -> str:
     """A TEXT value escaped strictly by RFC 5545.
 
     icalendar's own escaping first turns a literal ``\\N`` of the text into a line
@@ -48,14 +48,6 @@ class Text(vText):
     backslash, semicolon, comma and line breaks, after folding every kind of line
     break into one LF and dropping other control characters.
     """
-
-    def to_ical(self) -> bytes:
-        """The escaped value."""
-        return text_value(str(self)).encode("utf-8")
-
-
-def text_value(text: str) -> str:
-    """A TEXT value as written: see :class:`Text`."""
     text = clean(text)
     for raw, escaped in (("\\", "\\\\"), (";", "\\;"), (",", "\\,"), ("\n", "\\n")):
         text = text.replace(raw, escaped)
@@ -286,8 +278,8 @@ def _when(name: str, value: date | datetime, event: Item) -> str:
     """A DTSTART, DTEND or EXDATE line: a date, or a time in the event's own zone."""
     if not isinstance(value, datetime):
         return f"{name};VALUE=DATE:{value.year:04}{value.month:02}{value.day:02}"
-    zone = event.timezone
-    moment = value.astimezone(zone) if value.tzinfo else value.replace(tzinfo=zone)
+    moment = when(value, event)
+    assert isinstance(moment, datetime)
     params, suffix = _zone_form(event.timezone)
     return (
         f"{name}{params}:{moment.year:04}{moment.month:02}{moment.day:02}"
