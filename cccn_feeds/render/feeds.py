@@ -222,7 +222,7 @@ _CLOSE = {"rss": b"  </channel>\n</rss>\n", "atom": b"</feed>\n"}
 def _document(ctx: BuildContext, page: FeedPage, fmt: str) -> bytes:
     """One RSS or Atom document: the page's channel data, then its items.
 
-    Each item is written once per build (see :func:`_pieces`) and the pieces are joined
+    Each item is written once per build (see :func:`_piece`) and the pieces are joined
     into every document that carries it: the bytes are those of writing the whole
     document at once, as the golden files check.
     """
