@@ -40,9 +40,10 @@ def build_cmd(data: Path, out: Path) -> list[str]:
 
 def peak_of(cmd: list[str]) -> tuple[float, float, float]:
     """Seconds, peak RSS of the largest process (MB) and peak memory of all its processes
-    (MB, proportional set size summed over the process and its children, sampled every
-    100 ms, which costs the build little: a build on two cores shares most pages with its
-    helper, which RSS counts twice).
+    (MB, proportional set size summed over the process and its children: a build on two
+    cores shares most pages with its helper, which RSS counts twice). The sum is sampled
+    every 10 ms for the first half second, so that a short command is seen too, then every
+    100 ms, which costs a long build little.
 
     Dirty pages of the step before (the corpus, the last build's files) are flushed first,
     so that no scenario pays for the previous one's disk writes.
@@ -58,7 +59,7 @@ def peak_of(cmd: list[str]) -> tuple[float, float, float]:
         "while True:\n"
         "    top = max(top, tree_pss(p.pid))\n"
         "    try:\n"
-        "        p.wait(timeout=0.1)\n"
+        "        p.wait(timeout=0.01 if time.perf_counter() - t < 0.5 else 0.1)\n"
         "        break\n"
         "    except subprocess.TimeoutExpired:\n"
         "        pass\n"
@@ -155,7 +156,8 @@ def main() -> None:
                 f"{peak:>8.1f} {peak / floor_mb:>8.2f} {total:>8.1f} {total / floor_all:>8.2f}"
             )
     print("RSS MB: peak resident memory of the largest process; all MB: peak proportional "
-          "set size of all the command's processes (sampled every 100 ms)")  # fmt: skip
+          "set size of all the command's processes (sampled every 10 ms, after 0.5 s every "
+          "100 ms)")  # fmt: skip
     print(f"cccn-feeds --help: {help_time() * 1000:.0f} ms (median of 7)")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
