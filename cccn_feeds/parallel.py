@@ -3,11 +3,11 @@ other.
 
 The helper is a fork, so it shares what this process has made (the content, the context,
 the output lock) without copying it; its result comes back pickled through a pipe. A
-build uses one for the two costly stages: parsing the data (each process parses half of
-the items not parsed before) and rendering (the helper renders the calendars and the
-page and stages their files, this process the feeds; the publisher then records the
-helper's files as its own and commits everything at once). The bytes are those of a
-build on one core.
+build uses one for the two costly stages: parsing the data (each process parses every
+other item not parsed before) and rendering (the helper renders the calendars, the page
+and the feeds of events and stages their files, this process the feeds of news; the
+publisher then records the helper's files as its own and commits everything at once).
+The bytes are those of a build on one core.
 
 Work stays on one core when the process has other threads (``serve``: forking a threaded
 process can copy a lock another thread holds), when there is one core, or where ``fork``
