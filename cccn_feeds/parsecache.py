@@ -172,7 +172,7 @@ _PARALLEL_FROM = 1000
 
 
 def _parse(jobs: dict[str, Job], tz: ZoneInfo, parallel: bool) -> dict[str, tuple[int, Item]]:
-    """Parse and validate the new pieces: half of them in a helper when there are many."""
+    """Parse and validate the new pieces: every other one in a helper when there are many."""
 
     def parse(part: list[tuple[str, Job]]) -> list[tuple[str, tuple[int, Item]]]:
         done = []
