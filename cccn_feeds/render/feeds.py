@@ -389,12 +389,12 @@ class _Common:
 
 def _common(ctx: BuildContext, item: FeedItem) -> _Common | None:
     """The item's :class:`_Common` (None: XML cannot carry its text). Kept for the items of
-    the last few pages: a page's Atom document follows its RSS document."""
+    the last few pages (a page's Atom document follows its RSS document), at most 512."""
     known: dict[int, tuple[FeedItem, _Common | None]] = ctx.memo("feeds.common", dict)
     found = known.get(id(item))
     if found is not None and found[0] is item:
         return found[1]
-    if len(known) > 4096:
+    if len(known) > 512:
         known.clear()
     common = None
     if not NOT_XML.search(_all_text(item)):
