@@ -16,6 +16,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -71,6 +72,11 @@ class PublishReport:
 def digest(data: bytes) -> str:
     """The content hash recorded in the manifest."""
     return hashlib.sha256(data).hexdigest()
+
+
+# An output path of the usual form (what every renderer writes): relative, no empty, dot
+# or hidden parts. Others go through check_relpath.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*(?:/[A-Za-z0-9_-][A-Za-z0-9_.-]*)*")
 
 
 def check_relpath(path: str) -> PurePosixPath:
@@ -139,13 +145,14 @@ def write_atomic(target: Path, data: bytes, mode: int = 0o644) -> None:
         raise
 
 
-def _stage(target: Path, data: bytes) -> str:
+def _stage(target: str, data: bytes) -> str:
     """Write ``data`` to a hidden temporary file beside ``target``; returns its path.
 
     The name is fixed per process: the caller holds the output lock, and temporaries of a
     killed build are swept before the next publish.
     """
-    tmp = os.path.join(target.parent, f".{target.name}.{os.getpid()}.tmp")
+    folder, name = os.path.split(target)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         view = memoryview(data)
@@ -193,7 +200,7 @@ def _libc_syncfs() -> Any:
         return None
 
 
-def fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path | str) -> None:
     """Make renames in a folder durable."""
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
@@ -213,17 +220,18 @@ def read_manifest(state_dir: Path, part: str = "files") -> dict[str, str]:
     return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
 
 
-def _unchanged(target: Path, data: bytes, known: str | None) -> bool:
+def _unchanged(target: str, data: bytes, known: str | None) -> bool:
     """Whether ``target`` already holds ``data`` (manifest hash plus size, else the bytes)."""
     try:
-        size = target.stat().st_size
+        size = os.stat(target).st_size
     except FileNotFoundError:
         return False
     if size != len(data):
         return False
     if known is not None:
         return known == digest(data)
-    return target.read_bytes() == data
+    with open(target, "rb") as handle:
+        return handle.read() == data
 
 
 class Publisher:
@@ -242,8 +250,9 @@ class Publisher:
         self.previous_keys = read_manifest(state_dir, "keys")
         self.report = PublishReport()
         self.manifest: dict[str, str] = {}
-        self.staged: list[tuple[str, Path]] = []
-        self._dirs: set[Path] = set()
+        self.staged: list[tuple[str, str]] = []  # temporary file, its target
+        self._dirs: set[str] = set()
+        self._out = str(out_dir)
         _sweep_temporaries(out_dir)
 
     def __enter__(self) -> Publisher:
@@ -261,7 +270,7 @@ class Publisher:
         """Look at one output and stage it if it changed; returns its digest and the
         temporary file (None when the published file stays). Records nothing, so another
         process of the same build can stage and hand the result over (see :meth:`adopt`)."""
-        target = self.out_dir.joinpath(*check_relpath(path).parts)
+        target = self._target(path)
         if isinstance(data, Reused):
             if path not in self.previous:
                 raise RuntimeError(f"{path}: reused but never published")
@@ -269,15 +278,22 @@ class Publisher:
         known = digest(data)
         if _unchanged(target, data, self.previous.get(path)):
             return known, None
-        if target.parent not in self._dirs:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(target.parent)
+        folder = os.path.dirname(target)
+        if folder not in self._dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._dirs.add(folder)
         return known, _stage(target, data)
+
+    def _target(self, path: str) -> str:
+        """Where an output goes (the path checked: see :func:`check_relpath`)."""
+        if _PLAIN_PATH.fullmatch(path):
+            return os.path.join(self._out, path)
+        return os.path.join(self._out, *check_relpath(path).parts)
 
     def adopt(self, path: str, known: str, tmp: str | None) -> None:
         """Record one output staged by :meth:`stage` (here or in a helper process)."""
         if tmp is not None:
-            self.staged.append((tmp, self.out_dir.joinpath(*check_relpath(path).parts)))
+            self.staged.append((tmp, self._target(path)))
         if path in self.manifest:
             raise RuntimeError(f"{path} is produced twice")
         self.manifest[path] = known
@@ -300,13 +316,13 @@ class Publisher:
         ``keys`` (path -> input hash) is stored for the next build.
         """
         report, out_dir = self.report, self.out_dir
-        touched: set[Path] = set()
+        touched: set[str] = set()
         try:
             # Every new file is on disk before the first one replaces its old version.
             _make_durable(out_dir, [tmp for tmp, _ in self.staged])
             for tmp, target in self.staged:
                 os.replace(tmp, target)
-                touched.add(target.parent)
+                touched.add(os.path.dirname(target))
         except BaseException:
             self.abort()
             raise
@@ -316,14 +332,14 @@ class Publisher:
                 rel = check_relpath(path)
             except ValueError:
                 continue
-            target = out_dir.joinpath(*rel.parts)
+            stale = out_dir.joinpath(*rel.parts)
             with contextlib.suppress(FileNotFoundError):
-                target.unlink()
+                stale.unlink()
                 report.removed.append(path)
-            touched.add(target.parent)
-            _prune_empty(target.parent, out_dir)
+            touched.add(str(stale.parent))
+            _prune_empty(stale.parent, out_dir)
         for folder in touched:
-            if folder.exists():
+            if os.path.exists(folder):
                 fsync_dir(folder)
         manifest = dict(sorted(self.manifest.items()))
         new_keys = dict(sorted((keys or {}).items()))
