@@ -130,8 +130,11 @@ def measure(size: int, work: Path) -> list[tuple[str, float, float, float]]:
     data = work / f"data-{size}"
     outs = [work / f"out-{size}", work / f"out-{size}-memory"]
     write_corpus(data, size, size // 5)
-    for out in outs:  # left by an earlier run (--keep)
-        shutil.rmtree(out, ignore_errors=True)
+    for out in outs:  # left by an earlier run (--keep): deleted at the end of this one
+        if out.exists():
+            trash = work / "trash"
+            trash.mkdir(exist_ok=True)
+            out.rename(trash / f"{out.name}-{time.time_ns()}")
     floor = [sys.executable, str(HERE / "floor.py"), str(data)]
     steps: list[tuple[str, Callable[[int], None]]] = [
         ("cold build", lambda _round: None),
@@ -190,8 +193,10 @@ def main() -> None:
         "set size of all the command's processes (sampled every 10 ms, in a second run)"
     )
     print(f"cccn-feeds --help: {help_time() * 1000:.0f} ms (median of 7)")
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
+    # Deleted last: for a while after thousands of files are deleted, creating files is
+    # slower on some file systems (ext4 without a journal skips recently freed inodes),
+    # which would slow the cold build of this run.
+    shutil.rmtree(work if not args.keep else work / "trash", ignore_errors=True)
 
 
 if __name__ == "__main__":
