@@ -117,17 +117,29 @@ def _read_store(path: Path) -> dict[str, Any]:
     return load_pickle(path, STORE_VERSION)
 
 
-def _write_store(path: Path, store: dict[str, Any], before: dict[str, Any]) -> None:
+def _write_store(
+    path: Path, used: dict[str, Any], markdown: dict[str, Any], global_key: str,
+    before: dict[str, Any],
+) -> None:  # fmt: skip
     """Keep this build's reusable values, once enough are new to be worth the rewrite.
 
     A value missing from the store is only made again by the next build, so a handful of
-    new ones (one edited item) wait until more gather.
+    new ones (one edited item) wait until more gather. Keys are written sorted: the order
+    in which values were made depends on how the work was shared between processes, and
+    the state must not.
     """
-    markdown, known = store.get("markdown", {}), before.get("markdown", {})
-    new = sum(1 for key in store if key not in before)
-    new += sum(1 for key in markdown if key not in known)
-    if new > max(16, (len(store) + len(markdown)) // 200) or (new and not before):
+    if _worth_writing(used, markdown, before):
+        store = {key: used[key] for key in sorted(used)}
+        store["markdown"] = {key: markdown[key] for key in sorted(markdown)}
+        store[GLOBAL] = global_key
         dump_pickle_atomic(path, store, STORE_VERSION)
+
+
+def _worth_writing(used: dict[str, Any], markdown: dict[str, Any], before: dict[str, Any]) -> bool:
+    known = before.get("markdown", {})
+    new = sum(1 for key in used if key not in before)
+    new += sum(1 for key in markdown if key not in known)
+    return new > max(16, (len(used) + len(markdown)) // 200) or bool(new and not before)
 
 
 def _stamp(value: datetime | None) -> str | None:
@@ -304,11 +316,7 @@ def _build_locked(
         with Publisher(settings.paths.output_dir, state_dir) as publisher:
             render_into(ctx, chosen, publisher, first=save_cache, parallel=settings.build.parallel)
             report = publisher.commit(ctx.output_keys)
-        _write_store(
-            state_dir / STORE,
-            {**ctx.used_store, "markdown": MEMO.used, GLOBAL: global_key},
-            store,
-        )
+        _write_store(state_dir / STORE, ctx.used_store, MEMO.used, global_key, store)
         if not advanced.history.same_records(previous):
             write_json(state_dir / HISTORY, advanced.history.to_json(), compact=True)
         # A data file saved while this build ran: the output may not match what was

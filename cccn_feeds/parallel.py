@@ -36,7 +36,7 @@ B = TypeVar("B")
 # Given to the helper: the calendars, the page and the feed documents of events (their
 # items are made only for them); this process renders the news feeds. About as much work
 # on each side at every size measured (bench/run.py).
-HELPER_RENDERERS = ("cccn_feeds.render.ics", "cccn_feeds.render.html")
+HELPER_RENDERERS = ("cccn_feeds.render.html", "cccn_feeds.render.ics")
 SHARED_RENDERERS = ("cccn_feeds.render.feeds", "cccn_feeds.render.jsonfeed")
 
 
@@ -175,8 +175,8 @@ def render_into(
     """
     mine = tuple(f"{n}:news" if n in SHARED_RENDERERS else n
                  for n in names if n not in HELPER_RENDERERS)  # fmt: skip
-    theirs = tuple(f"{n}:events" for n in names if n in SHARED_RENDERERS)
-    theirs += tuple(n for n in names if n in HELPER_RENDERERS)
+    theirs = tuple(n for n in HELPER_RENDERERS if n in names)
+    theirs += tuple(f"{n}:events" for n in names if n in SHARED_RENDERERS)
     if not any(n in HELPER_RENDERERS for n in names) or not mine or not parallel or not may_fork():
         first()
         _render(ctx, names, publisher)
