@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 from dataclasses import dataclass
@@ -14,8 +15,6 @@ from cccn_feeds.errors import CccnError
 from cccn_feeds.publish import (
     Publisher,
     PublishReport,
-    dump_pickle_atomic,
-    load_pickle,
     output_lock,
     read_json,
     read_manifest,
@@ -29,10 +28,7 @@ if TYPE_CHECKING:  # imported where used: a build with nothing to do needs none 
 
 HISTORY = "history.json"
 LAST_BUILD = "build.json"
-STORE = "render-cache.pickle"
 OWNER = "owner.json"
-STORE_VERSION = 2
-GLOBAL = "global-key"  # the settings and code the stored values were made with
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,36 +106,6 @@ def fingerprint(settings: Settings, renderers: tuple[str, ...]) -> str:
     digest.update(repr(sorted(declared_broken(settings).items())).encode())
     digest.update(code_key().encode())
     return digest.hexdigest()
-
-
-def _read_store(path: Path) -> dict[str, Any]:
-    """What earlier builds kept for reuse (rendered Markdown, serialised events)."""
-    return load_pickle(path, STORE_VERSION)
-
-
-def _write_store(
-    path: Path, used: dict[str, Any], markdown: dict[str, Any], global_key: str,
-    before: dict[str, Any],
-) -> None:  # fmt: skip
-    """Keep this build's reusable values, once enough are new to be worth the rewrite.
-
-    A value missing from the store is only made again by the next build, so a handful of
-    new ones (one edited item) wait until more gather. Keys are written sorted: the order
-    in which values were made depends on how the work was shared between processes, and
-    the state must not.
-    """
-    if _worth_writing(used, markdown, before):
-        store = {key: used[key] for key in sorted(used)}
-        store["markdown"] = {key: markdown[key] for key in sorted(markdown)}
-        store[GLOBAL] = global_key
-        dump_pickle_atomic(path, store, STORE_VERSION)
-
-
-def _worth_writing(used: dict[str, Any], markdown: dict[str, Any], before: dict[str, Any]) -> bool:
-    known = before.get("markdown", {})
-    new = sum(1 for key in used if key not in before)
-    new += sum(1 for key in markdown if key not in known)
-    return new > max(16, (len(used) + len(markdown)) // 200) or bool(new and not before)
 
 
 def _stamp(value: datetime | None) -> str | None:
@@ -275,7 +241,8 @@ def _build_locked(
     from cccn_feeds.linkstate import declared_broken
     from cccn_feeds.parallel import render_into
     from cccn_feeds.parsecache import CACHE_NAME, take_pending
-    from cccn_feeds.text import MEMO
+    from cccn_feeds.renderstore import LEGACY as LEGACY_STORE
+    from cccn_feeds.renderstore import RenderStore
 
     state_dir = settings.paths.state_dir
     with output_lock(state_dir, wait=lock_wait):
@@ -296,9 +263,6 @@ def _build_locked(
         global_key = hashlib.sha256(
             repr((output_settings(settings), chosen, code_key())).encode()
         ).hexdigest()
-        store = _read_store(state_dir / STORE) if not force else {}
-        if store.get(GLOBAL) != global_key:  # made under other settings or code
-            store = {}
         ctx = BuildContext(
             settings=settings,
             content=apply_link_policy(content, broken, settings.linkcheck.on_broken),
@@ -310,13 +274,15 @@ def _build_locked(
             output_dir=None if force else settings.paths.output_dir,
             previous_keys=read_manifest(state_dir, "keys"),
             global_key=global_key,
-            store=store,
         )
-        MEMO.begin(store.get("markdown", {}))
+        store = RenderStore(state_dir, global_key, fresh=force)
         with Publisher(settings.paths.output_dir, state_dir) as publisher:
-            render_into(ctx, chosen, publisher, first=save_cache, parallel=settings.build.parallel)
+            render_into(
+                ctx, chosen, publisher, store, first=save_cache, parallel=settings.build.parallel
+            )
             report = publisher.commit(ctx.output_keys)
-        _write_store(state_dir / STORE, ctx.used_store, MEMO.used, global_key, store)
+        with contextlib.suppress(FileNotFoundError):
+            (state_dir / LEGACY_STORE).unlink()
         if not advanced.history.same_records(previous):
             write_json(state_dir / HISTORY, advanced.history.to_json(), compact=True)
         # A data file saved while this build ran: the output may not match what was

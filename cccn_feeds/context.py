@@ -61,7 +61,7 @@ class BuildContext:
     output_dir: Path | None = None  # where the previous build's files are, for reuse
     previous_keys: Mapping[str, str] = field(default_factory=dict)
     global_key: str = ""  # settings and code: part of every output's key
-    store: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    _store: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     _memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     _keys: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
     _stored: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -94,19 +94,27 @@ class BuildContext:
         """A value kept between builds under ``key`` (which must name all its inputs)."""
         if key in self._stored:
             return cast(T, self._stored[key])
-        value = self.store[key] if key in self.store else make()
+        value = self._store[key] if key in self._store else make()
         self._stored[key] = value
         return cast(T, value)
 
-    def made_elsewhere(self, keys: Mapping[str, str], stored: Mapping[str, Any]) -> None:
-        """Take the output keys and stored values of outputs another process rendered."""
+    def made_elsewhere(self, keys: Mapping[str, str]) -> None:
+        """Take the output keys of outputs another process rendered."""
         self._keys.update(keys)
-        self._stored.update(stored)
 
-    @property
-    def used_store(self) -> dict[str, Any]:
-        """The stored values this build used (the next build's store)."""
-        return dict(self._stored)
+    def use_store(self, values: Mapping[str, Any]) -> None:
+        """Start a part of the rendering that may reuse ``values`` (see :meth:`stored`)."""
+        self._store.clear()
+        self._store.update(values)
+        self._stored.clear()
+
+    def end_store(self) -> dict[str, Any]:
+        """The stored values used since :meth:`use_store` (to keep for the next build);
+        this context lets go of them."""
+        used = dict(self._stored)
+        self._store.clear()
+        self._stored.clear()
+        return used
 
     def item_key(self, kind: Literal["news", "events"], item: NewsItem | Event) -> str:
         """A hash of a news item or event as read from the data (the loader's, when known)."""
@@ -127,6 +135,10 @@ class BuildContext:
         if key not in self._memo:
             self._memo[key] = make()
         return cast(T, self._memo[key])
+
+    def forget(self, key: str) -> None:
+        """Let go of a :meth:`memo` value no renderer needs any more (made again if asked)."""
+        self._memo.pop(key, None)
 
     @property
     def site(self) -> SiteSettings:

@@ -4,10 +4,13 @@ other.
 The helper is a fork, so it shares what this process has made (the content, the context,
 the output lock) without copying it; its result comes back pickled through a pipe. A
 build uses one for the two costly stages: parsing the data (each process parses every
-other item not parsed before) and rendering (the helper renders the calendars, the page
-and the feeds of events and stages their files, this process the feeds of news; the
-publisher then records the helper's files as its own and commits everything at once).
-The bytes are those of a build on one core.
+other item not parsed before) and rendering. Rendering has two sides (:func:`sides`):
+the helper renders the page, the calendars and the feeds of events and stages their
+files, this process the feeds of news; the publisher then records the helper's files as
+its own and commits everything at once. Each side reads and writes its own stored values
+(``cccn_feeds.renderstore``), so only file names and digests come back through the pipe.
+On one core the two sides run one after the other. The bytes are those of a build on one
+core.
 
 Work stays on one core when the process has other threads (``serve``: forking a threaded
 process can copy a lock another thread holds), when there is one core, or where ``fork``
@@ -21,14 +24,15 @@ import pickle
 import signal
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Generic, TypeVar
 
 from cccn_feeds.context import BuildContext
-from cccn_feeds.publish import Publisher
+from cccn_feeds.publish import Output, Publisher
 from cccn_feeds.render import stream_all
-from cccn_feeds.text import MEMO
+from cccn_feeds.render.feeditems import release_items
+from cccn_feeds.renderstore import RenderStore, Side
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -146,6 +150,22 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def give_back_memory() -> None:
+    """Return the free pages of the C heap to the system (glibc's ``malloc_trim``).
+
+    Freed memory otherwise stays with the process. On two cores, the build waits for its
+    helper once its side is rendered: without this, what that side let go of would still
+    count, at the moment both processes hold the most (at 10,000 news, about 20 MB).
+    """
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL(None).malloc_trim  # glibc only
+    except (OSError, AttributeError):
+        return
+    trim(0)
+
+
 def _portable(exc: BaseException) -> BaseException:
     """The exception itself when it can cross the pipe, else its traceback as text."""
     try:
@@ -161,66 +181,86 @@ def _portable(exc: BaseException) -> BaseException:
 Staged = list[tuple[str, str, str | None]]  # path, digest, temporary file (None: unchanged)
 
 
+def sides(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The renderers of ``names`` split into the two sides of a build: the feeds of news
+    (and any renderer not named here), then the page, the calendars and the feeds of
+    events, each in the order rendered."""
+    news = tuple(f"{n}:news" if n in SHARED_RENDERERS else n
+                 for n in names if n not in HELPER_RENDERERS)  # fmt: skip
+    events = tuple(n for n in HELPER_RENDERERS if n in names)
+    events += tuple(f"{n}:events" for n in names if n in SHARED_RENDERERS)
+    return news, events
+
+
 def render_into(
     ctx: BuildContext,
     names: tuple[str, ...],
     publisher: Publisher,
+    store: RenderStore,
     first: Callable[[], None] = lambda: None,
     parallel: bool = True,
 ) -> None:
-    """Render the outputs of ``names`` into ``publisher``, on two cores when ``parallel``
-    and possible (:func:`may_fork`).
+    """Render the outputs of ``names`` into ``publisher``, side by side (see :func:`sides`),
+    on two cores when ``parallel`` and possible (:func:`may_fork`): the helper renders the
+    side of events. Each side reads and writes its own stored values (``store``).
 
-    ``first`` is done before the helper's rendering (before all of it on one core).
+    ``first`` is done before the side of events (before all of it on one core).
     """
-    mine = tuple(f"{n}:news" if n in SHARED_RENDERERS else n
-                 for n in names if n not in HELPER_RENDERERS)  # fmt: skip
-    theirs = tuple(n for n in HELPER_RENDERERS if n in names)
-    theirs += tuple(f"{n}:events" for n in names if n in SHARED_RENDERERS)
-    if not any(n in HELPER_RENDERERS for n in names) or not mine or not parallel or not may_fork():
+    news, events = sides(names)
+    if not news or not events or not parallel or not may_fork():
         first()
-        _render(ctx, names, publisher)
+        order: tuple[tuple[Side, tuple[str, ...]], ...] = (("news", news), ("events", events))
+        for side, side_names in order:
+            for path, data in _side(ctx, side, side_names, store):
+                publisher.add(path, data)
         return
     ctx.compute_shared()
     here, there = run_beside(
-        lambda: _render(ctx, mine, publisher),
-        lambda: _stage(ctx, theirs, publisher, first),
+        lambda: _render(ctx, news, publisher, store),
+        lambda: _stage(ctx, events, publisher, store, first),
         publisher.remove_temporaries,
     )
-    staged, keys, stored, markdown = there.get()
+    staged, keys = there.get()
     for path, known, tmp in staged:  # adopted even after a failure here: abort removes them
         publisher.adopt(path, known, tmp)
     here.get()
-    ctx.made_elsewhere(keys, _values(stored, ctx.store))
-    MEMO.used.update(_values(markdown, MEMO.known))
+    ctx.made_elsewhere(keys)
 
 
-# What the helper used of a mapping this process has too: the keys in the order used, and
-# the values only of those that are new (most are known from the last build).
-Used = tuple[list[str], dict[str, Any]]
+def _side(
+    ctx: BuildContext, side: Side, names: tuple[str, ...], store: RenderStore
+) -> Iterator[tuple[str, Output]]:
+    """The outputs of one side, with its stored values; they are kept once it is done,
+    and this process then lets go of them and of the side's feed items."""
+    if not names:
+        return
+    known = store.begin(ctx, side)
+    yield from stream_all(ctx, names)
+    store.end(ctx, side, known)
+    release_items(ctx, side)
+    give_back_memory()
 
 
-def _used(values: dict[str, Any], known: dict[str, Any]) -> Used:
-    return list(values), {k: v for k, v in values.items() if k not in known}
-
-
-def _values(used: Used, known: dict[str, Any]) -> dict[str, Any]:
-    keys, new = used
-    return {k: new[k] if k in new else known[k] for k in keys}
-
-
-def _render(ctx: BuildContext, names: tuple[str, ...], publisher: Publisher) -> None:
-    for path, data in stream_all(ctx, names):
+def _render(
+    ctx: BuildContext, names: tuple[str, ...], publisher: Publisher, store: RenderStore
+) -> None:
+    for path, data in _side(ctx, "news", names, store):
         publisher.add(path, data)
 
 
 def _stage(
-    ctx: BuildContext, names: tuple[str, ...], publisher: Publisher, first: Callable[[], None]
-) -> tuple[Staged, dict[str, str], Used, Used]:
-    """In the helper: render and stage; what the publisher and the next build need back.
-    On a failure the parent removes the files staged here (by this process's id)."""
+    ctx: BuildContext,
+    names: tuple[str, ...],
+    publisher: Publisher,
+    store: RenderStore,
+    first: Callable[[], None],
+) -> tuple[Staged, dict[str, str]]:
+    """In the helper: render the side of events and stage its files; what the publisher
+    needs back. On a failure the parent removes the files staged here (by this process's
+    id)."""
     first()
-    staged: Staged = [(path, *publisher.stage(path, data)) for path, data in stream_all(ctx, names)]
+    staged: Staged = [
+        (path, *publisher.stage(path, data)) for path, data in _side(ctx, "events", names, store)
+    ]
     paths = {path for path, _, _ in staged}
-    keys = {k: v for k, v in ctx.output_keys.items() if k in paths}
-    return staged, keys, _used(ctx.used_store, ctx.store), _used(MEMO.used, MEMO.known)
+    return staged, {k: v for k, v in ctx.output_keys.items() if k in paths}

@@ -120,8 +120,14 @@ class _Memo:
         self.used: dict[str, str] = {}
 
     def begin(self, known: dict[str, str]) -> None:
-        """Start a build that may reuse ``known`` renderings."""
+        """Start a build (or a part of one) that may reuse ``known`` renderings."""
         self.known, self.used = dict(known), {}
+
+    def end(self) -> dict[str, str]:
+        """The renderings used since :meth:`begin` (to keep); the memo lets go of them."""
+        used = self.used
+        self.known, self.used = {}, {}
+        return used
 
     def get(self, kind: str, make: Callable[..., str], *args: str) -> str:
         key = self._key(kind, *args)

@@ -193,7 +193,11 @@ class TestDamagedState:
 
     def test_damaged_caches_are_ignored(self, settings: Settings) -> None:
         build(settings, now=EXAMPLE_NOW)
-        for name in ("parse-cache.pickle", "render-cache.pickle"):
+        for name in (
+            "parse-cache.pickle",
+            "render-cache-news.pickle",
+            "render-cache-events.pickle",
+        ):
             (settings.paths.state_dir / name).write_bytes(b"\x80\x09garbage")
         result = build(settings, now=EXAMPLE_NOW, force=True)
         assert result.report.written == []

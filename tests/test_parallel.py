@@ -247,10 +247,10 @@ def test_a_rebuild_on_two_cores_keeps_the_state_of_one(
 ) -> None:
     """After an edit, the helper sends back only what the last build did not store; the
     state written is still that of a rebuild on one core."""
-    from cccn_feeds import build as build_module
+    from cccn_feeds import renderstore
 
     # Store every value the build used, however few are new, so that the state shows them.
-    monkeypatch.setattr(build_module, "_worth_writing", lambda *_: True)
+    monkeypatch.setattr(renderstore, "_worth_writing", lambda *_: True)
     out = tmp_path / "out"
     settings = make_settings(data_dir, out)
     build(settings, now=EXAMPLE_NOW)

@@ -450,6 +450,12 @@ def documents(ctx: BuildContext, kind: Kind | None = None) -> list[FeedDocument]
     return ctx.memo(f"feeditems.documents:{kind}", lambda: _documents(ctx, kind))
 
 
+def release_items(ctx: BuildContext, kind: Kind) -> None:
+    """Let go of the feed documents of ``kind`` and their items, once every renderer that
+    needs them is done (the side of a build that renders them, see ``cccn_feeds.parallel``)."""
+    ctx.forget(f"feeditems.documents:{kind}")
+
+
 def _news_empty(ctx: BuildContext) -> datetime:
     """The feed date of a news feed with no item: the newest news date."""
     return _newest(news_dates(ctx)[1].values(), datetime(2025, 1, 1, tzinfo=ctx.site.tz))
