@@ -2,6 +2,7 @@
 
     python bench/run.py                 # N = 1,000 and 10,000 news (M = N / 5 events)
     python bench/run.py --sizes 1000 10000 50000
+    python bench/run.py --one-core      # the builds with [build] parallel = false
 
 For each size: the floor (bench/floor.py), a cold full build into an empty folder, a no-op
 rebuild, a rebuild after one news item changed, and after one event changed; wall time,
@@ -33,10 +34,11 @@ BIN = Path(sys.executable).parent
 NOW = "2026-11-01T12:00"
 
 
-def build_cmd(data: Path, out: Path) -> list[str]:
-    """The one-shot build as cron runs it."""
+def build_cmd(data: Path, out: Path, config: Path | None = None) -> list[str]:
+    """The one-shot build as cron runs it (with ``config``: that configuration file)."""
+    extra = ["--config", str(config)] if config else []
     return [str(BIN / "cccn-feeds"), "build", "-q", "--data", str(data), "--out", str(out),
-            "--now", NOW]  # fmt: skip
+            "--now", NOW, *extra]  # fmt: skip
 
 
 def _run(cmd: list[str], sample: bool) -> tuple[float, float, float]:
@@ -120,7 +122,9 @@ def touch_one(data: Path, kind: str, item_id: str, round_: int) -> None:
     path.write_text(text.replace(marker, f"{marker}Edited {round_} ", 1), encoding="utf-8")
 
 
-def measure(size: int, work: Path) -> list[tuple[str, float, float, float]]:
+def measure(
+    size: int, work: Path, config: Path | None = None
+) -> list[tuple[str, float, float, float]]:
     """All scenarios at one size: (label, seconds, peak RSS MB, peak PSS MB).
 
     Each scenario runs twice: timed first (all of them, in order), then with its memory
@@ -145,11 +149,11 @@ def measure(size: int, work: Path) -> list[tuple[str, float, float, float]]:
     times = [timed(floor)]
     for _, change in steps:
         change(1)
-        times.append(timed(build_cmd(data, outs[0])))
+        times.append(timed(build_cmd(data, outs[0], config)))
     memory = [all_memory(floor)]
     for _, change in steps:
         change(2)
-        memory.append(all_memory(build_cmd(data, outs[1])))
+        memory.append(all_memory(build_cmd(data, outs[1], config)))
     labels = ["floor"] + [label for label, _ in steps]
     rows = [(label, *t, m) for label, t, m in zip(labels, times, memory, strict=True)]
     files = sum(1 for p in outs[0].rglob("*") if p.is_file() and ".state" not in p.parts)
@@ -172,13 +176,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--keep", type=Path, help="work folder to keep (default: a temp dir)")
+    parser.add_argument(
+        "--one-core", action="store_true", help="build with [build] parallel = false"
+    )
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="cccn-bench-"))
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; work folder {work}")
+    mode = "builds on one core" if args.one_core else "builds on two cores where possible"
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores ({mode}); work folder {work}")
     print(f"{'news':>7} {'events':>6}  {'scenario':<26} {'seconds':>8} {'x floor':>8} "
           f"{'RSS MB':>8} {'x floor':>8} {'all MB':>8} {'x floor':>8}")  # fmt: skip
+    config = None
+    if args.one_core:
+        config = work / "one-core.toml"
+        config.write_text("[build]\nparallel = false\n", encoding="utf-8")
     for size in args.sizes:
-        rows = measure(size, work)
+        rows = measure(size, work, config)
         floor_s, floor_mb, floor_all = rows[0][1:]
         for label, seconds, peak, total in rows:
             if seconds == 0.0:
