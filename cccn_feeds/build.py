@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING, Any
 from cccn_feeds.codekey import code_key
 from cccn_feeds.errors import CccnError
 from cccn_feeds.publish import (
+    MANIFEST,
     Publisher,
     PublishReport,
     output_lock,
     read_json,
     read_manifest,
+    sweep_state_temporaries,
     write_json,
 )
 from cccn_feeds.settings import BuildSettings, Settings
@@ -150,12 +152,10 @@ def prepare(settings: Settings, *, cache: bool = True) -> Content:
     """Load and validate the data; raises DataError before anything is written.
 
     With ``cache``, items whose text an earlier build already parsed are reused from the
-    state folder (the output folder itself is not touched).
+    state folder (the output folder itself is not touched); without, every item is parsed
+    anew and the cache is made again from them (``build --force``). Either way the items
+    carry the same input keys, so the build after a forced one still reuses its outputs.
     """
-    if not cache:
-        from cccn_feeds.validate import load_content
-
-        return load_content(settings.paths.data_dir, settings.site.tz)
     from cccn_feeds.parsecache import CACHE_NAME, load_content_cached
 
     return load_content_cached(
@@ -163,6 +163,7 @@ def prepare(settings: Settings, *, cache: bool = True) -> Content:
         settings.site.tz,
         settings.paths.state_dir / CACHE_NAME,
         parallel=settings.build.parallel,
+        fresh=not cache,
     )
 
 
@@ -240,13 +241,19 @@ def _build_locked(
     from cccn_feeds.history import advance
     from cccn_feeds.linkstate import declared_broken
     from cccn_feeds.parallel import render_into
-    from cccn_feeds.parsecache import CACHE_NAME, take_pending
+    from cccn_feeds.parsecache import CACHE_NAME, SPLITS_NAME, take_pending
+    from cccn_feeds.renderstore import FILES as STORE_FILES
     from cccn_feeds.renderstore import LEGACY as LEGACY_STORE
     from cccn_feeds.renderstore import RenderStore
 
     state_dir = settings.paths.state_dir
     with output_lock(state_dir, wait=lock_wait):
         _claim_state(state_dir, settings.paths.output_dir)
+        sweep_state_temporaries(
+            state_dir,
+            (HISTORY, LAST_BUILD, OWNER, MANIFEST, CACHE_NAME, SPLITS_NAME, LEGACY_STORE,
+             *STORE_FILES.values()),
+        )  # fmt: skip
         # Written by the rendering helper when there is one (it costs as much as a tenth
         # of a cold build), else before rendering.
         save_cache = take_pending(state_dir / CACHE_NAME)

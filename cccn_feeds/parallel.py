@@ -8,7 +8,8 @@ other item not parsed before) and rendering. Rendering has two sides (:func:`sid
 the helper renders the page, the calendars and the feeds of events and stages their
 files, this process the feeds of news; the publisher then records the helper's files as
 its own and commits everything at once. Each side reads and writes its own stored values
-(``cccn_feeds.renderstore``), so only file names and digests come back through the pipe.
+(``cccn_feeds.renderstore``), so only what the publisher records of the helper's files
+(paths, digests, temporary files, input keys) comes back through the pipe.
 On one core the two sides run one after the other. The bytes are those of a build on one
 core.
 
@@ -37,9 +38,12 @@ from cccn_feeds.renderstore import RenderStore, Side
 A = TypeVar("A")
 B = TypeVar("B")
 
-# Given to the helper: the calendars, the page and the feed documents of events (their
-# items are made only for them); this process renders the news feeds. About as much work
-# on each side at every size measured (bench/run.py).
+# Given to the helper, in this order: the page, the calendars and the feed documents of
+# events (their items are made only for them); this process renders the news feeds. About
+# as much work on each side at every size measured (bench/run.py). The page comes first:
+# its bytes and the garbage of making its entries are the helper's largest passing
+# allocation, and memory freed early is reused by what follows instead of adding to the
+# end of the helper, when both processes hold the most.
 HELPER_RENDERERS = ("cccn_feeds.render.html", "cccn_feeds.render.ics")
 SHARED_RENDERERS = ("cccn_feeds.render.feeds", "cccn_feeds.render.jsonfeed")
 
@@ -237,6 +241,7 @@ def _side(
     known = store.begin(ctx, side)
     yield from stream_all(ctx, names)
     store.end(ctx, side, known)
+    del known  # the values loaded for this side: freed before the pages are given back
     release_items(ctx, side)
     give_back_memory()
 

@@ -245,16 +245,19 @@ def _read_cache(path: Path) -> dict[str, tuple[int, Item]]:
 
 
 def load_content_cached(
-    data_dir: Path, tz: ZoneInfo, cache_path: Path, *, parallel: bool = True
+    data_dir: Path, tz: ZoneInfo, cache_path: Path, *, parallel: bool = True, fresh: bool = False
 ) -> Content:
-    """Like :func:`cccn_feeds.validate.load_content`, reusing items parsed by earlier builds.
+    """Like :func:`cccn_feeds.validate.load_content`, reusing items parsed by earlier builds
+    (with ``fresh``, none: every item is parsed anew and the cache made again).
 
     With ``parallel``, many new items are parsed on two cores (see cccn_feeds.parallel).
     """
     names = {key: display_path(data_dir / f"{key}.yaml") for key in ("news", "events")}
-    cache = _read_cache(cache_path)
+    cache = {} if fresh else _read_cache(cache_path)
     split_path = cache_path.with_name(SPLITS_NAME)
-    splits: dict[str, Split] = load_pickle(split_path, _VERSION).get(code_key(), {})
+    splits: dict[str, Split] = (
+        {} if fresh else load_pickle(split_path, _VERSION).get(code_key(), {})
+    )
     before = dict(splits)
     used: dict[str, tuple[int, Item]] = {}
     keys: dict[str, str] = {}

@@ -19,7 +19,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -381,6 +381,21 @@ def _sweep_temporaries(out_dir: Path, suffix: str = ".tmp") -> None:
             if name.startswith(".") and name.endswith(suffix):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(folder, name))
+
+
+def sweep_state_temporaries(state_dir: Path, names: Iterable[str]) -> None:
+    """Remove the temporary files of the state files ``names`` that a killed build left
+    behind (the caller holds the lock). Other writers of the state folder, such as the
+    link checker, do not take the lock: their temporaries are left alone."""
+    prefixes = tuple(f".{name}." for name in names)
+    try:
+        entries = list(os.scandir(state_dir))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.name.startswith(prefixes) and entry.name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
 
 
 def _prune_empty(folder: Path, root: Path) -> None:

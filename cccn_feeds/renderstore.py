@@ -21,6 +21,10 @@ from cccn_feeds.text import MEMO
 Side = Literal["news", "events"]
 VERSION = 2
 GLOBAL = "global-key"  # the settings and code the stored values were made with
+FILES: dict[Side, str] = {
+    "news": "render-cache-news.pickle",
+    "events": "render-cache-events.pickle",
+}
 LEGACY = "render-cache.pickle"  # both sides in one file, as earlier versions kept them
 
 
@@ -34,7 +38,7 @@ class RenderStore:
 
     def path(self, side: Side) -> Path:
         """The file of one side."""
-        return self.state_dir / f"render-cache-{side}.pickle"
+        return self.state_dir / FILES[side]
 
     def begin(self, ctx: BuildContext, side: Side) -> dict[str, Any]:
         """Give ``ctx`` and the Markdown memo the values kept for ``side``; returns them."""
@@ -49,9 +53,10 @@ class RenderStore:
         """Keep the values ``side`` used, once enough are new to be worth the rewrite, and
         let go of them.
 
-        A value missing from the file is only made again by the next build, so a handful
-        of new ones (one edited item) wait until more gather. Keys are written sorted, so
-        that the file does not depend on the order in which the values were made.
+        A value missing from the file is only made again by the next build that renders
+        its output, so a handful of new ones (one edited item) wait until more gather; the
+        count is per side. Keys are written sorted, so that the file does not depend on
+        the order in which the values were made.
         """
         used, markdown = ctx.end_store(), MEMO.end()
         if _worth_writing(used, markdown, known):

@@ -112,8 +112,10 @@ def _bad_link(url: str) -> bool:
 
 
 class _Memo:
-    """Rendered Markdown remembered within a build and, through the build's store, between
-    builds: a rebuild renders only texts it has not seen. Keys are hashes of the inputs."""
+    """Rendered Markdown remembered within a side of a build and, through that side's store,
+    between builds: a rebuild renders only texts it has not seen. Keys are hashes of the
+    inputs. The two sides (see ``cccn_feeds.renderstore``) remember apart: a news text on
+    the page and in the feeds is rendered once on each side."""
 
     def __init__(self) -> None:
         self.known: dict[str, str] = {}
@@ -139,7 +141,7 @@ class _Memo:
     def html(self, text: str, base: str) -> str:
         """:func:`markdown_html`, remembered for any base when the base did not enter the
         result (every address in the text is absolute), else for this base: the page and
-        the feeds render one text against different bases."""
+        the feeds of events render one text against different bases."""
         anywhere = self._key("html*", text)
         found = self._find(anywhere)
         if found is None:

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from cccn_feeds import parallel
 from cccn_feeds.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,3 +71,22 @@ def golden() -> Callable[[str, bytes], None]:
             pytest.fail(f"{name} differs from its golden file:\n{diff[:6000]}")
 
     return check
+
+
+@pytest.fixture
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Builds on two cores here, whatever the machine; counts the helper processes
+    started (the real fork runs)."""
+    started: list[int] = []
+    real_fork = os.fork
+
+    def fork() -> int:
+        pid = real_fork()
+        if pid:
+            started.append(pid)
+        return pid
+
+    monkeypatch.setattr(parallel.os, "fork", fork)
+    monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    return started

@@ -191,16 +191,19 @@ class TestDamagedState:
         assert code == 1 and "Traceback" not in err
         assert str(afile) in err
 
-    def test_damaged_caches_are_ignored(self, settings: Settings) -> None:
+    @pytest.mark.parametrize("force", [False, True])
+    def test_damaged_caches_are_ignored(self, settings: Settings, force: bool) -> None:
         build(settings, now=EXAMPLE_NOW)
         for name in (
             "parse-cache.pickle",
+            "split-cache.pickle",
             "render-cache-news.pickle",
             "render-cache-events.pickle",
         ):
             (settings.paths.state_dir / name).write_bytes(b"\x80\x09garbage")
-        result = build(settings, now=EXAMPLE_NOW, force=True)
-        assert result.report.written == []
+        (settings.paths.state_dir / "build.json").unlink()  # not skipped as unchanged
+        result = build(settings, now=EXAMPLE_NOW, force=force)
+        assert not result.skipped and result.report.written == []
 
     @pytest.mark.parametrize("damage", ["not json", '{"version": 1, "events": {"x": [1]}}'])
     def test_damaged_history_stops_the_build(self, settings: Settings, damage: str) -> None:

@@ -28,24 +28,6 @@ def _one_core(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(parallel, "may_fork", lambda: False)
 
 
-@pytest.fixture
-def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count the helper processes started (the real fork runs)."""
-    started: list[int] = []
-    real_fork = os.fork
-
-    def fork() -> int:
-        pid = real_fork()
-        if pid:
-            started.append(pid)
-        return pid
-
-    monkeypatch.setattr(parallel.os, "fork", fork)
-    monkeypatch.setattr(parallel.threading, "active_count", lambda: 1)
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
-    return started
-
-
 def test_two_cores_give_the_files_and_state_of_one(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
 ) -> None:
@@ -245,8 +227,8 @@ def test_the_parallel_setting_does_not_change_what_was_built(
 def test_a_rebuild_on_two_cores_keeps_the_state_of_one(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
 ) -> None:
-    """After an edit, the helper sends back only what the last build did not store; the
-    state written is still that of a rebuild on one core."""
+    """After an edit, each side stores what it used (the helper its own side's values);
+    the state written is still that of a rebuild on one core."""
     from cccn_feeds import renderstore
 
     # Store every value the build used, however few are new, so that the state shows them.

@@ -64,6 +64,78 @@ def test_a_rebuild_renders_only_the_edited_text(
     assert renders and all(t.startswith("An edited announcement") for t in renders)
 
 
+def test_the_build_after_a_forced_one_reuses_its_work(
+    data_dir: Path, tmp_path: Path, renders: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``build --force`` parses every item anew, with the same input keys as any build: the
+    next build makes only the outputs an edit changed, as after an ordinary build (it made
+    every output again before)."""
+    from cccn_feeds.context import BuildContext
+    from cccn_feeds.publish import REUSED
+
+    made: list[str] = []
+    real = BuildContext.keyed
+
+    def keyed(self: BuildContext, path: str, parts: Any, make: Any) -> Any:
+        result = real(self, path, parts, make)
+        if result is not REUSED:
+            made.append(path)
+        return result
+
+    monkeypatch.setattr(BuildContext, "keyed", keyed)
+    news = data_dir / "news.yaml"
+    source = news.read_text(encoding="utf-8")
+    edited = source.replace("An invented announcement used", "An edited announcement used")
+    assert edited != source
+
+    def after_edit(out: Path, force: bool) -> list[str]:
+        news.write_text(source, encoding="utf-8")
+        settings = make_settings(data_dir, out)
+        build(settings, now=EXAMPLE_NOW)
+        if force:
+            build(settings, now=EXAMPLE_NOW, force=True)
+        news.write_text(edited, encoding="utf-8")
+        made.clear()
+        build(settings, now=EXAMPLE_NOW)
+        return sorted(made)
+
+    ordinary = after_edit(tmp_path / "a", force=False)
+    assert ordinary and "events.ics" not in ordinary
+    assert after_edit(tmp_path / "b", force=True) == ordinary
+
+
+def test_a_rebuild_on_two_cores_renders_only_the_edited_text(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    """Both processes reuse their side's values (renders are logged to a file, which the
+    helper process writes to as well)."""
+    import os
+
+    log = tmp_path / "renders.log"
+    real = text._markdown_html
+
+    def logged(source: str, base: str) -> tuple[str, bool]:
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(f"{os.getpid()} {source.splitlines()[0]}\n")
+        return real(source, base)
+
+    monkeypatch.setattr(text, "_markdown_html", logged)
+    settings = make_settings(data_dir, tmp_path / "out")
+    build(settings, now=EXAMPLE_NOW)
+    first = log.read_text(encoding="utf-8").splitlines()
+    assert forks and {line.split()[0] for line in first} >= {str(os.getpid()), str(forks[0])}
+    news = data_dir / "news.yaml"
+    source = news.read_text(encoding="utf-8")
+    news.write_text(source.replace("An invented announcement used",
+                                   "An edited announcement used"), encoding="utf-8")  # fmt: skip
+    log.unlink()
+    forks.clear()
+    build(settings, now=EXAMPLE_NOW)
+    again = log.read_text(encoding="utf-8").splitlines()
+    assert forks and again
+    assert all(line.split(" ", 1)[1].startswith("An edited announcement") for line in again)
+
+
 def test_values_made_under_other_settings_are_not_used(
     data_dir: Path, tmp_path: Path, renders: list[str]
 ) -> None:
@@ -81,3 +153,25 @@ def test_the_single_file_of_earlier_versions_is_removed(data_dir: Path, tmp_path
     (settings.paths.state_dir / LEGACY).write_bytes(b"old")
     build(settings, now=EXAMPLE_NOW)
     assert not (settings.paths.state_dir / LEGACY).exists()
+
+
+def test_temporaries_a_killed_build_left_in_the_state_folder_are_removed(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    """A helper killed while writing its side's file (Ctrl-C) leaves a temporary file; the
+    next build removes it, but not those of writers that do not take the lock."""
+    settings = make_settings(data_dir, tmp_path / "out")
+    build(settings, now=EXAMPLE_NOW)
+    state = settings.paths.state_dir
+    left = [
+        state / ".render-cache-events.pickle.k2j3h4.tmp",
+        state / ".parse-cache.pickle.a8s7d6.tmp",
+        state / ".history.json.q1w2e3.tmp",
+    ]
+    other = state / ".linkcheck.json.z9x8c7.tmp"
+    for path in (*left, other):
+        path.write_bytes(b"cut short")
+    (state / "build.json").unlink()  # not skipped as unchanged
+    build(settings, now=EXAMPLE_NOW)
+    assert [path.name for path in left if path.exists()] == []
+    assert other.exists()

@@ -60,6 +60,10 @@ class FeedItem:
     where: str = ""
 
 
+# The memo in which the RSS/Atom writer keeps the shared parts of the last items it wrote.
+WRITTEN_PARTS_MEMO = "feeds.common"
+
+
 class ItemSource:
     """The FeedItems of one kind, each made the first time a page needs it.
 
@@ -452,8 +456,10 @@ def documents(ctx: BuildContext, kind: Kind | None = None) -> list[FeedDocument]
 
 def release_items(ctx: BuildContext, kind: Kind) -> None:
     """Let go of the feed documents of ``kind`` and their items, once every renderer that
-    needs them is done (the side of a build that renders them, see ``cccn_feeds.parallel``)."""
+    needs them is done (the side of a build that renders them, see ``cccn_feeds.parallel``),
+    and of what the feed writers keep of the last items they wrote."""
     ctx.forget(f"feeditems.documents:{kind}")
+    ctx.forget(WRITTEN_PARTS_MEMO)
 
 
 def _news_empty(ctx: BuildContext) -> datetime:

@@ -28,6 +28,7 @@ from cccn_feeds.context import BuildContext
 from cccn_feeds.publish import Output
 from cccn_feeds.render.feeditems import (
     STYLESHEET,
+    WRITTEN_PARTS_MEMO,
     FeedItem,
     FeedPage,
     Kind,
@@ -390,7 +391,7 @@ class _Common:
 def _common(ctx: BuildContext, item: FeedItem) -> _Common | None:
     """The item's :class:`_Common` (None: XML cannot carry its text). Kept for the items of
     the last few pages (a page's Atom document follows its RSS document), at most 512."""
-    known: dict[int, tuple[FeedItem, _Common | None]] = ctx.memo("feeds.common", dict)
+    known: dict[int, tuple[FeedItem, _Common | None]] = ctx.memo(WRITTEN_PARTS_MEMO, dict)
     found = known.get(id(item))
     if found is not None and found[0] is item:
         return found[1]
