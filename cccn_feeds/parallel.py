@@ -213,14 +213,12 @@ def render_into(
     news, events = sides(names)
     if not news or not events or not parallel or not may_fork():
         first()
-        order: tuple[tuple[Side, tuple[str, ...]], ...] = (("news", news), ("events", events))
-        for side, side_names in order:
-            for path, data in _side(ctx, side, side_names, store):
-                publisher.add(path, data)
+        _render(ctx, "news", news, publisher, store)
+        _render(ctx, "events", events, publisher, store)
         return
     ctx.compute_shared()
     here, there = run_beside(
-        lambda: _render(ctx, news, publisher, store),
+        lambda: _render(ctx, "news", news, publisher, store),
         lambda: _stage(ctx, events, publisher, store, first),
         publisher.remove_temporaries,
     )
@@ -247,9 +245,9 @@ def _side(
 
 
 def _render(
-    ctx: BuildContext, names: tuple[str, ...], publisher: Publisher, store: RenderStore
+    ctx: BuildContext, side: Side, names: tuple[str, ...], publisher: Publisher, store: RenderStore
 ) -> None:
-    for path, data in _side(ctx, "news", names, store):
+    for path, data in _side(ctx, side, names, store):
         publisher.add(path, data)
 
 
