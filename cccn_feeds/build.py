@@ -148,13 +148,13 @@ def _claim_state(state_dir: Path, out_dir: Path) -> None:
         write_json(owner_file, {"output": mine})
 
 
-def prepare(settings: Settings, *, cache: bool = True) -> Content:
+def prepare(settings: Settings, *, fresh: bool = False) -> Content:
     """Load and validate the data; raises DataError before anything is written.
 
-    With ``cache``, items whose text an earlier build already parsed are reused from the
-    state folder (the output folder itself is not touched); without, every item is parsed
-    anew and the cache is made again from them (``build --force``). Either way the items
-    carry the same input keys, so the build after a forced one still reuses its outputs.
+    Items whose text an earlier build already parsed are reused from the state folder (the
+    output folder itself is not touched); with ``fresh`` (``build --force``), every item is
+    parsed anew and the cache is made again from them. Either way the items carry the same
+    input keys, so the build after a forced one still reuses its outputs.
     """
     from cccn_feeds.parsecache import CACHE_NAME, load_content_cached
 
@@ -163,7 +163,7 @@ def prepare(settings: Settings, *, cache: bool = True) -> Content:
         settings.site.tz,
         settings.paths.state_dir / CACHE_NAME,
         parallel=settings.build.parallel,
-        fresh=not cache,
+        fresh=fresh,
     )
 
 
@@ -198,7 +198,7 @@ def build(
             output=str(settings.paths.output_dir),
             skipped=True,
         )
-    content = prepare(settings, cache=not force)
+    content = prepare(settings, fresh=force)
     try:
         return _build_locked(settings, content, moment, chosen, print_, force, lock_wait)
     except OSError as exc:

@@ -122,8 +122,9 @@ class _Memo:
         self.used: dict[str, str] = {}
 
     def begin(self, known: dict[str, str]) -> None:
-        """Start a build (or a part of one) that may reuse ``known`` renderings."""
-        self.known, self.used = dict(known), {}
+        """Start a build (or a part of one) that may reuse ``known`` renderings (read, not
+        changed: the caller's mapping is kept as it is)."""
+        self.known, self.used = known, {}
 
     def end(self) -> dict[str, str]:
         """The renderings used since :meth:`begin` (to keep); the memo lets go of them."""

@@ -7,7 +7,9 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,31 +160,50 @@ def _edit_everything(data_dir: Path) -> None:
         path.write_text(path.read_text(encoding="utf-8").replace("Example", "Exemple"))
 
 
+def _broken_midway(
+    data_dir: Path,
+    out: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module: Any,
+    at: int,
+    fail: Callable[[], None],
+) -> BaseException:
+    """Publish, edit every item, then build again with ``fail`` called when ``module``'s
+    ``stream`` reaches output number ``at``: what the build raised. The published folder
+    must stay as it was, without a temporary file."""
+    settings = make_settings(data_dir, out)
+    build(settings, now=EXAMPLE_NOW)
+    before = _published(out)
+    real = module.stream
+
+    def breaking(ctx: object, *kind: str):  # type: ignore[no-untyped-def]
+        for number, output in enumerate(real(ctx, *kind)):
+            if number == at:
+                fail()
+            yield output
+
+    monkeypatch.setattr(module, "stream", breaking)
+    _edit_everything(data_dir)
+    with pytest.raises(BaseException) as raised:
+        build(settings, now=EXAMPLE_NOW)
+    assert not _temporaries(out)
+    assert _published(out) == before
+    return raised.value
+
+
 def test_an_interrupt_leaves_no_temporary_file(
     data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
 ) -> None:
     """Ctrl-C while the feeds render: the helper is stopped and its files removed."""
     from cccn_feeds.render import feeds
 
-    settings = make_settings(data_dir, tmp_path / "out")
-    build(settings, now=EXAMPLE_NOW)
-    before = _published(tmp_path / "out")
-    real = feeds.stream
+    def interrupt() -> None:
+        time.sleep(0.3)  # the helper is staging its files meanwhile
+        raise KeyboardInterrupt
 
-    def interrupted(ctx: object, kind: str | None = None):  # type: ignore[no-untyped-def]
-        for number, output in enumerate(real(ctx, kind)):  # type: ignore[arg-type]
-            if number == 5:
-                time.sleep(0.3)  # the helper is staging its files meanwhile
-                raise KeyboardInterrupt
-            yield output
-
-    monkeypatch.setattr(feeds, "stream", interrupted)
-    _edit_everything(data_dir)
-    with pytest.raises(KeyboardInterrupt):
-        build(settings, now=EXAMPLE_NOW)
+    raised = _broken_midway(data_dir, tmp_path / "out", monkeypatch, feeds, 5, interrupt)
+    assert isinstance(raised, KeyboardInterrupt)
     assert forks
-    assert not _temporaries(tmp_path / "out")
-    assert _published(tmp_path / "out") == before
 
 
 def test_a_killed_helper_leaves_no_temporary_file(
@@ -192,25 +213,13 @@ def test_a_killed_helper_leaves_no_temporary_file(
 
     from cccn_feeds.render import ics
 
-    settings = make_settings(data_dir, tmp_path / "out")
-    build(settings, now=EXAMPLE_NOW)
-    before = _published(tmp_path / "out")
-    real = ics.stream
+    def die() -> None:
+        assert _temporaries(tmp_path / "out"), "nothing staged yet"
+        os.kill(os.getpid(), signal.SIGKILL)
 
-    def dying(ctx: object):  # type: ignore[no-untyped-def]
-        for number, output in enumerate(real(ctx)):  # type: ignore[arg-type]
-            if number == 3:
-                assert _temporaries(tmp_path / "out"), "nothing staged yet"
-                os.kill(os.getpid(), signal.SIGKILL)
-            yield output
-
-    monkeypatch.setattr(ics, "stream", dying)
-    _edit_everything(data_dir)
-    with pytest.raises(RuntimeError, match="without an answer"):
-        build(settings, now=EXAMPLE_NOW)
+    raised = _broken_midway(data_dir, tmp_path / "out", monkeypatch, ics, 3, die)
+    assert isinstance(raised, RuntimeError) and "without an answer" in str(raised)
     assert forks
-    assert not _temporaries(tmp_path / "out")
-    assert _published(tmp_path / "out") == before
 
 
 def test_the_parallel_setting_does_not_change_what_was_built(

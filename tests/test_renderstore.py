@@ -19,6 +19,19 @@ def _kept(state: Path, side: str) -> dict[str, Any]:
     return load_pickle(state / f"render-cache-{side}.pickle", VERSION)
 
 
+EDITED = "An edited announcement"  # how _edit_one_text starts the one text it changes
+
+
+def _edit_one_text(data_dir: Path) -> tuple[str, str]:
+    """Change the Markdown summary of one news item; the file's text before and after."""
+    news = data_dir / "news.yaml"
+    source = news.read_text(encoding="utf-8")
+    edited = source.replace("An invented announcement used", f"{EDITED} used")
+    assert edited != source
+    news.write_text(edited, encoding="utf-8")
+    return source, edited
+
+
 @pytest.fixture
 def renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The Markdown texts rendered to HTML, on one core (so that every call is seen here)."""
@@ -53,15 +66,11 @@ def test_a_rebuild_renders_only_the_edited_text(
     settings = make_settings(data_dir, tmp_path / "out")
     build(settings, now=EXAMPLE_NOW)
     assert len(renders) > 5
-    news = data_dir / "news.yaml"
-    source = news.read_text(encoding="utf-8")
-    assert "An invented announcement used" in source
-    news.write_text(source.replace("An invented announcement used",
-                                   "An edited announcement used"), encoding="utf-8")  # fmt: skip
+    _edit_one_text(data_dir)
     renders.clear()
     result = build(settings, now=EXAMPLE_NOW)
     assert result.report.written
-    assert renders and all(t.startswith("An edited announcement") for t in renders)
+    assert renders and all(t.startswith(EDITED) for t in renders)
 
 
 def test_the_build_after_a_forced_one_reuses_its_work(
@@ -84,9 +93,7 @@ def test_the_build_after_a_forced_one_reuses_its_work(
 
     monkeypatch.setattr(BuildContext, "keyed", keyed)
     news = data_dir / "news.yaml"
-    source = news.read_text(encoding="utf-8")
-    edited = source.replace("An invented announcement used", "An edited announcement used")
-    assert edited != source
+    source, edited = _edit_one_text(data_dir)
 
     def after_edit(out: Path, force: bool) -> list[str]:
         news.write_text(source, encoding="utf-8")
@@ -124,16 +131,13 @@ def test_a_rebuild_on_two_cores_renders_only_the_edited_text(
     build(settings, now=EXAMPLE_NOW)
     first = log.read_text(encoding="utf-8").splitlines()
     assert forks and {line.split()[0] for line in first} >= {str(os.getpid()), str(forks[0])}
-    news = data_dir / "news.yaml"
-    source = news.read_text(encoding="utf-8")
-    news.write_text(source.replace("An invented announcement used",
-                                   "An edited announcement used"), encoding="utf-8")  # fmt: skip
+    _edit_one_text(data_dir)
     log.unlink()
     forks.clear()
     build(settings, now=EXAMPLE_NOW)
     again = log.read_text(encoding="utf-8").splitlines()
     assert forks and again
-    assert all(line.split(" ", 1)[1].startswith("An edited announcement") for line in again)
+    assert all(line.split(" ", 1)[1].startswith(EDITED) for line in again)
 
 
 def test_values_made_under_other_settings_are_not_used(
