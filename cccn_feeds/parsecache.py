@@ -59,9 +59,14 @@ def split_items(text: str, key: str) -> list[tuple[int, str]] | None:
     index = 0
     while index < len(lines) and _COMMENT_OR_BLANK.match(lines[index]):
         index += 1
-    if index == len(lines) or not re.match(rf"^{key}:[ \t]*(?:#.*)?$", lines[index].rstrip("\r\n")):
+    if index == len(lines):
         return None
     rest = "".join(lines[index + 1 :])
+    heading = lines[index].rstrip("\r\n")
+    if re.match(rf"^{key}:[ \t]*\[[ \t]*\][ \t]*(?:#.*)?$", heading):  # "news: []": nothing
+        return [] if all(_COMMENT_OR_BLANK.match(line) for line in rest.splitlines()) else None
+    if not re.match(rf"^{key}:[ \t]*(?:#.*)?$", heading):
+        return None
     first_item = re.search(r"^( *)- ", rest, re.MULTILINE)
     if first_item is None:
         return None

@@ -35,11 +35,15 @@ class TestSplit:
             (7, "  - id: b\n    body: |\n      x\n"),
         ]
 
+    @pytest.mark.parametrize("text", ["news: []\n", "# none yet\nnews: [ ]  # c\n\n# c\n"])
+    def test_an_empty_list_is_no_pieces(self, text: str) -> None:
+        assert split_items(text, "news") == []
+
     @pytest.mark.parametrize(
         "text",
         [
-            "news: []\n",
             "news:\n  - id: a\nother: 1\n",
+            "news: []\nother: 1\n",
             "news:\n\t- id: a\n",
             "---\nnews:\n  - id: a\n",
             "news:\n    - id: a\n  - id: b\n",
@@ -152,3 +156,17 @@ class TestUnchangedFiles:
         other = ZoneInfo("America/New_York")
         assert load_content_cached(copy, other, cache) == load_content(copy, other)
         assert load_content_cached(copy, LUX, cache) == load_content(copy, LUX)
+
+    def test_an_empty_list_keeps_the_fast_path(self, tmp_path: Path) -> None:
+        data = tmp_path / "data"
+        data.mkdir()
+        (data / "news.yaml").write_text(
+            "news:\n  - id: a\n    title: A\n    date: 2027-01-01\n"
+            "  - id: b\n    title: B\n    date: 2027-01-02\n"
+        )
+        (data / "events.yaml").write_text("events: []  # none planned\n")
+        cache = tmp_path / "cache.pickle"
+        loaded = load_content_cached(data, LUX, cache)
+        assert cache.exists()  # the canonical path writes no cache
+        assert loaded == load_content(data, LUX)
+        assert [n.id for n in loaded.news] == ["b", "a"] and loaded.events == ()
