@@ -41,6 +41,11 @@ class DataError(CccnError):
         self.problems = sorted(problems, key=Problem.sort_key)
         super().__init__("\n".join(str(p) for p in self.problems))
 
+    def __reduce__(self) -> tuple[type[DataError], tuple[list[Problem]]]:
+        # Rebuilt from its problems (the message alone would not make one): a build in a
+        # child process hands its errors to the service pickled.
+        return type(self), (self.problems,)
+
 
 class ConfigError(DataError):
     """A problem in the configuration (file or environment)."""

@@ -8,8 +8,10 @@ One process holds three things:
 - a watcher thread polling the data files and the configuration file (every half
   second; a few stat calls, no extra library) that queues a build when one changes.
 
-Builds never overlap: they run one at a time under a lock in this process and under the
-output folder's file lock shared with one-shot ``cccn-feeds build``. A build that fails
+Each build runs in a child process (:mod:`cccn_feeds.isolated`): on two cores, as a
+one-shot build does, and its memory is given back when it ends. Builds never overlap:
+they run one at a time under a lock in this process and under the output folder's file
+lock shared with one-shot ``cccn-feeds build``. A build that fails
 (a half-saved YAML file, a broken configuration) logs every problem, leaves the output
 as it was, makes ``/healthz`` answer 503, and is retried at the next change or tick.
 
@@ -240,7 +242,7 @@ class Service:
 
     def build_job(self, reason: str) -> BuildRecord:
         """Run one build now (waiting for one in progress); record and log the outcome."""
-        from cccn_feeds.build import build
+        from cccn_feeds.isolated import build_in_child
 
         with self._build_lock:
             with self._state:
@@ -253,7 +255,7 @@ class Service:
             try:
                 settings = self._settings_for_build()
                 record.now = self.clock()
-                result = build(settings, now=record.now)
+                result = build_in_child(settings, record.now)
             except LockedError as exc:
                 skipped = True
                 record.errors = [str(exc)]
@@ -403,7 +405,8 @@ class _Stop(SystemExit):
     """Raised in the main thread by SIGTERM/SIGINT to leave the server loop."""
 
 
-def _configure_logging() -> None:
+def configure_logging() -> None:
+    """Log lines with their time, level and source on the standard error."""
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(
@@ -468,7 +471,7 @@ def run_service(settings: Settings, clock: Clock | None = None) -> int:
     from cccn_feeds.server import AccessLog, OutputApp
     from cccn_feeds.settings import parse_duration
 
-    _configure_logging()
+    configure_logging()
     service = Service(settings, clock or clock_from_env(os.environ))
     service.plan()
     try:
