@@ -128,6 +128,29 @@ def _still_current(settings: Settings, last: dict[str, Any], print_: str, moment
     return bool(manifest) and all((out / path).is_file() for path in manifest)
 
 
+def up_to_date(settings: Settings, now: datetime) -> BuildResult | None:
+    """What :func:`build` would return at ``now`` without doing any work (nothing it reads
+    changed since the last build), else None: a few reads and no rendering."""
+    from cccn_feeds.render import RENDERERS
+
+    return _skipped(settings, now.astimezone(UTC), fingerprint(settings, RENDERERS))
+
+
+def _skipped(settings: Settings, moment: datetime, print_: str) -> BuildResult | None:
+    last = read_json(settings.paths.state_dir / LAST_BUILD) or {}
+    if not isinstance(last, dict) or not _still_current(settings, last, print_, moment):
+        return None
+    return BuildResult(
+        report=PublishReport(),
+        now=moment,
+        news=int(last.get("news", 0)),
+        events=int(last.get("events", 0)),
+        forthcoming=int(last.get("forthcoming", 0)),
+        output=str(settings.paths.output_dir),
+        skipped=True,
+    )
+
+
 def _claim_state(state_dir: Path, out_dir: Path) -> None:
     """A state folder belongs to one output folder: refuse to mix two folders' history.
 
@@ -184,20 +207,12 @@ def build(
     from cccn_feeds.render import RENDERERS
 
     moment = (now or utcnow()).astimezone(UTC)
-    state_dir = settings.paths.state_dir
     chosen = renderers or RENDERERS
     print_ = fingerprint(settings, chosen)
-    last = read_json(state_dir / LAST_BUILD) or {}
-    if not force and isinstance(last, dict) and _still_current(settings, last, print_, moment):
-        return BuildResult(
-            report=PublishReport(),
-            now=moment,
-            news=int(last.get("news", 0)),
-            events=int(last.get("events", 0)),
-            forthcoming=int(last.get("forthcoming", 0)),
-            output=str(settings.paths.output_dir),
-            skipped=True,
-        )
+    if not force:
+        done = _skipped(settings, moment, print_)
+        if done is not None:
+            return done
     content = prepare(settings, fresh=force)
     try:
         return _build_locked(settings, content, moment, chosen, print_, force, lock_wait)

@@ -33,7 +33,13 @@ if TYPE_CHECKING:
 
 def build_in_child(settings: Settings, now: datetime, lock_wait: float = 60.0) -> BuildResult:
     """Build as :func:`cccn_feeds.build.build` does, in a child process; its exception
-    (a data error, a held lock, a failure) is raised here."""
+    (a data error, a held lock, a failure) is raised here. When nothing changed, no child
+    is started: the check costs a few reads here (a child would cost 0.2 s to start)."""
+    from cccn_feeds.build import up_to_date
+
+    done = up_to_date(settings, now)
+    if done is not None:
+        return done
     request = pickle.dumps((settings, now, lock_wait), protocol=pickle.HIGHEST_PROTOCOL)
     child = subprocess.run(
         [sys.executable, "-m", "cccn_feeds.isolated"],

@@ -72,3 +72,17 @@ def test_a_child_without_an_answer_is_a_failure(
     monkeypatch.setattr(sys, "executable", "/bin/false")
     with pytest.raises(RuntimeError, match=r"without an answer \(exit status 1\)"):
         build_in_child(settings, EXAMPLE_NOW)
+
+
+def test_nothing_changed_starts_no_child(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = Service(settings, clock=lambda: EXAMPLE_NOW)
+    assert service.build_job("start").ok
+    monkeypatch.setattr(sys, "executable", "/bin/false")  # a child would fail
+    again = service.build_job("schedule")
+    assert again.ok and "nothing changed" in again.summary
+    news = settings.paths.data_dir / "news.yaml"
+    news.write_text(news.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    changed = service.build_job("change")
+    assert not changed.ok and "without an answer" in changed.errors[0]
