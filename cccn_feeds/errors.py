@@ -41,10 +41,10 @@ class DataError(CccnError):
         self.problems = sorted(problems, key=Problem.sort_key)
         super().__init__("\n".join(str(p) for p in self.problems))
 
-    def __reduce__(self) -> tuple[type[DataError], tuple[list[Problem]]]:
+    def __reduce__(self) -> tuple[type[DataError], tuple[list[Problem]], dict[str, object]]:
         # Rebuilt from its problems (the message alone would not make one): a build in a
         # child process hands its errors to the service pickled.
-        return type(self), (self.problems,)
+        return type(self), (self.problems,), self.__dict__
 
 
 class ConfigError(DataError):

@@ -132,7 +132,7 @@ def _helper(work: Callable[[], Any], fd: int, parent: int) -> None:
             outcome: Outcome[Any] = Outcome(value=work())
         except BaseException as exc:  # handed to the parent, which raises it
             code = 1
-            outcome = Outcome(error=portable(exc))
+            outcome = Outcome(error=_portable(exc))
         with os.fdopen(fd, "wb") as pipe:
             pickle.dump(outcome, pipe, protocol=pickle.HIGHEST_PROTOCOL)
     finally:
@@ -170,7 +170,7 @@ def give_back_memory() -> None:
     trim(0)
 
 
-def portable(exc: BaseException) -> BaseException:
+def _portable(exc: BaseException) -> BaseException:
     """The exception itself when it can cross the pipe, else its traceback as text."""
     try:
         pickle.loads(pickle.dumps(exc))
