@@ -43,6 +43,8 @@ CACHE_NAME = "parse-cache.pickle"
 SPLITS_NAME = "split-cache.pickle"  # beside CACHE_NAME: how each data file was cut
 _VERSION = 4
 _COMMENT_OR_BLANK = re.compile(r"^\s*(?:#.*)?$")
+_DOCUMENT_START = re.compile(r"^---[ \t]*(?:#.*)?\r?\n?$")
+_DOCUMENT_END = re.compile(r"^\.\.\.[ \t]*(?:#.*)?\r?\n?$")
 
 Item = NewsItem | Event
 
@@ -57,10 +59,20 @@ def split_items(text: str, key: str) -> list[tuple[int, str]] | None:
         return None
     lines = text.splitlines(keepends=True)
     index = 0
-    while index < len(lines) and _COMMENT_OR_BLANK.match(lines[index]):
+    started = False  # the document start marker, "---", that some editors write first
+    while index < len(lines) and (
+        _COMMENT_OR_BLANK.match(lines[index])
+        or (not started and _DOCUMENT_START.match(lines[index]))
+    ):
+        started = started or not _COMMENT_OR_BLANK.match(lines[index])
         index += 1
     if index == len(lines):
         return None
+    tail = len(lines)  # and the document end marker, "...", with nothing after it
+    while tail > index + 1 and _COMMENT_OR_BLANK.match(lines[tail - 1]):
+        tail -= 1
+    if tail - 1 > index and _DOCUMENT_END.match(lines[tail - 1]):
+        lines = lines[: tail - 1]
     rest = "".join(lines[index + 1 :])
     heading = lines[index].rstrip("\r\n")
     if re.match(rf"^{key}:[ \t]*\[[ \t]*\][ \t]*(?:#.*)?$", heading):  # "news: []": nothing

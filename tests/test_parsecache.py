@@ -45,7 +45,8 @@ class TestSplit:
             "news:\n  - id: a\nother: 1\n",
             "news: []\nother: 1\n",
             "news:\n\t- id: a\n",
-            "---\nnews:\n  - id: a\n",
+            "---\n---\nnews:\n  - id: a\n",
+            "news:\n  - id: a\n...\n  - id: b\n",
             "news:\n    - id: a\n  - id: b\n",
         ],
     )
@@ -170,3 +171,26 @@ class TestUnchangedFiles:
         assert cache.exists()  # the canonical path writes no cache
         assert loaded == load_content(data, LUX)
         assert [n.id for n in loaded.news] == ["b", "a"] and loaded.events == ()
+
+    def test_document_markers_keep_the_fast_path(self, copy: Path, tmp_path: Path) -> None:
+        news, events = copy / "news.yaml", copy / "events.yaml"
+        news.write_text("--- # written by an editor\n" + news.read_text(), encoding="utf-8")
+        events.write_text("# events\n---\n" + events.read_text() + "...\n# end\n")
+        cache = tmp_path / "cache.pickle"
+        loaded = load_content_cached(copy, LUX, cache)
+        assert cache.exists()  # the canonical path writes no cache
+        canonical = load_content(copy, LUX)
+        assert loaded == canonical
+        assert [n.line for n in loaded.news] == [n.line for n in canonical.news]
+        assert [e.line for e in loaded.events] == [e.line for e in canonical.events]
+        wrong = events.read_text().replace("end: 2027-03-27T11:30", "end: 2027-03-27T09:30")
+        events.write_text(wrong)
+        with pytest.raises(DataError) as fast:
+            load_content_cached(copy, LUX, cache)
+        with pytest.raises(DataError) as whole:
+            load_content(copy, LUX)
+        assert str(fast.value) == str(whole.value)
+
+    @pytest.mark.parametrize("text", ["---\nnews:\n  - id: a\n", "news:\n  - id: a\n...\n"])
+    def test_document_markers_are_not_pieces(self, text: str) -> None:
+        assert split_items(text, "news") == [(2 + text.startswith("---"), "  - id: a\n")]
