@@ -181,6 +181,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="cccn-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     mode = "builds on one core" if args.one_core else "builds on two cores where possible"
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores ({mode}); work folder {work}")
     print(f"{'news':>7} {'events':>6}  {'scenario':<26} {'seconds':>8} {'x floor':>8} "
