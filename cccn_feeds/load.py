@@ -70,7 +70,16 @@ _STR = "tag:yaml.org,2002:str"
 _SCALAR = yaml.ScalarNode
 
 
+def _expect(node: yaml.Node, kind: type[yaml.Node], what: str) -> None:
+    """A ``!!map`` or ``!!seq`` tag on a node of another kind is a mistake in the file."""
+    if not isinstance(node, kind):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"the tag !!{node.tag.rsplit(':', 1)[-1]} needs {what}", node.start_mark
+        )
+
+
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
+    _expect(node, yaml.MappingNode, "a mapping")
     result = LineDict()
     offset = loader.offset + 1
     result.line = node.start_mark.line + offset
@@ -94,6 +103,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LineDict:
 
 
 def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LineList:
+    _expect(node, yaml.SequenceNode, "a list")
     construct = loader.construct_object
     result = LineList(
         child.value if child.tag == _STR and type(child) is _SCALAR else construct(child, deep=True)
@@ -140,7 +150,10 @@ def _syntax_problem(name: str, exc: yaml.YAMLError, offset: int = 0) -> Problem:
         message += f" ({context} on line {context_mark.line + 1 + offset})"
     elif context:
         message += f" ({context})"
-    message += "; fix the YAML at this place (quote text that holds ': ' or '#')"
+    if isinstance(exc, yaml.constructor.ConstructorError):  # a tag such as "!!int"
+        message += "; remove the tag, or write a value of the kind it names"
+    else:
+        message += "; fix the YAML at this place (quote text that holds ': ' or '#')"
     if mark is None:
         return Problem(name, None, "", message)
     return Problem(name, mark.line + 1 + offset, "", message, mark.column + 1)
