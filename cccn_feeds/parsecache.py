@@ -1,15 +1,19 @@
 """Incremental loading: parse and validate only the items whose text changed.
 
 PyYAML builds every object in Python, so parsing is the largest cost of a big build.
-A data file in the usual layout (comments, the ``news:``/``events:`` key, then block list
-items at one indentation) is cut into one piece of text per item; each piece is parsed
-and validated on its own and the resulting model is remembered under a hash of its text.
-The next build parses only the pieces it has not seen.
+A data file in the usual layout (comments and a ``---`` line, the ``news:``/``events:``
+key, then block list items at one indentation, perhaps a closing ``...``; or the key with
+``[]``) is cut into one piece of text per item; each piece is parsed and validated on its
+own and the resulting model is remembered under a hash of its text. The next build
+parses only the pieces it has not seen. Text no piece holds must be what YAML accepts
+too, and line breaks other than LF and CRLF (which YAML counts as lines) leave the file
+whole.
 
 The fast path is used only for a success: at the first sign of trouble (a layout it does
 not recognise, anchors or aliases that may cross items, any problem in a piece, duplicate
 ids, a broken cross-reference) it hands over to the canonical whole-file path, which
-produces the exact error messages. Both paths give equal Content (tested).
+produces the exact error messages. Both paths give equal Content, lines and messages
+(tested, also on generated files of usual and odd pieces).
 
 The cache holds only our own model objects and lives in the state folder, which belongs
 to the build; it is read with pickle, so the state folder must not be writable by others.
@@ -42,9 +46,10 @@ from cccn_feeds.validate import (
 CACHE_NAME = "parse-cache.pickle"
 SPLITS_NAME = "split-cache.pickle"  # beside CACHE_NAME: how each data file was cut
 _VERSION = 4
-_COMMENT_OR_BLANK = re.compile(r"^\s*(?:#.*)?$")
-_DOCUMENT_START = re.compile(r"^---[ \t]*(?:#.*)?\r?\n?$")
-_DOCUMENT_END = re.compile(r"^\.\.\.[ \t]*(?:#.*)?\r?\n?$")
+_COMMENT_OR_BLANK = re.compile(r"^[ \t]*(?:#.*)?\r?\n?$")  # YAML's blanks: space and tab
+_DOCUMENT_START = re.compile(r"^---(?:[ \t]+(?:#.*)?)?\r?\n?$")
+_DOCUMENT_END = re.compile(r"^\.\.\.(?:[ \t]+(?:#.*)?)?\r?\n?$")
+_LONE_CR = re.compile(r"\r(?!\n)")
 
 Item = NewsItem | Event
 
@@ -56,6 +61,9 @@ def split_items(text: str, key: str) -> list[tuple[int, str]] | None:
     fails to parse on its own, which sends the whole build down the canonical path.
     """
     if text.startswith("\t") or "\n\t" in text or "\r\t" in text:  # a tab indents a line
+        return None
+    # Line breaks YAML counts but the pieces' line numbers would not.
+    if ("\r" in text and _LONE_CR.search(text)) or any(c in text for c in "\x85\u2028\u2029"):
         return None
     lines = text.splitlines(keepends=True)
     index = 0
@@ -71,13 +79,17 @@ def split_items(text: str, key: str) -> list[tuple[int, str]] | None:
     tail = len(lines)  # and the document end marker, "...", with nothing after it
     while tail > index + 1 and _COMMENT_OR_BLANK.match(lines[tail - 1]):
         tail -= 1
+    unparsed = lines[: index + 1]  # text no piece holds: YAML must accept it as well
     if tail - 1 > index and _DOCUMENT_END.match(lines[tail - 1]):
+        unparsed += lines[tail - 1 :]
         lines = lines[: tail - 1]
     rest = "".join(lines[index + 1 :])
     heading = lines[index].rstrip("\r\n")
-    if re.match(rf"^{key}:[ \t]*\[[ \t]*\][ \t]*(?:#.*)?$", heading):  # "news: []": nothing
-        return [] if all(_COMMENT_OR_BLANK.match(line) for line in rest.splitlines()) else None
-    if not re.match(rf"^{key}:[ \t]*(?:#.*)?$", heading):
+    if re.match(rf"^{key}:[ \t]+\[[ \t]*\][ \t]*(?:#.*)?$", heading):  # "news: []": nothing
+        if not all(_COMMENT_OR_BLANK.match(line) for line in rest.splitlines()):
+            return None
+        return None if _refused("".join(unparsed) + rest) else []
+    if not re.match(rf"^{key}:(?:[ \t]+(?:#.*)?)?$", heading):
         return None
     first_item = re.search(r"^( *)- ", rest, re.MULTILINE)
     if first_item is None:
@@ -85,6 +97,8 @@ def split_items(text: str, key: str) -> list[tuple[int, str]] | None:
     indent = first_item.group(1)
     head = rest[: first_item.start()]
     if not all(_COMMENT_OR_BLANK.match(line) for line in head.splitlines()):
+        return None
+    if _refused("".join(unparsed) + head):
         return None
     # Every line after the key is an item start, more indented than the dash, blank or a
     # comment; anything else (another key, odd indentation) goes the canonical way.
@@ -103,6 +117,13 @@ def split_items(text: str, key: str) -> list[tuple[int, str]] | None:
         pieces.append((line, piece))
         line += piece.count("\n")
     return pieces
+
+
+def _refused(text: str) -> bool:
+    """Whether ``text`` holds a character YAML refuses (a control character, say)."""
+    import yaml
+
+    return yaml.reader.Reader.NON_PRINTABLE.search(text) is not None
 
 
 class _Fallback(Exception):
