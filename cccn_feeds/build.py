@@ -137,6 +137,7 @@ def up_to_date(settings: Settings, now: datetime) -> BuildResult | None:
 
 
 def _skipped(settings: Settings, moment: datetime, print_: str) -> BuildResult | None:
+    """The result of a skipped build when the last one is still current, else None."""
     last = read_json(settings.paths.state_dir / LAST_BUILD) or {}
     if not isinstance(last, dict) or not _still_current(settings, last, print_, moment):
         return None

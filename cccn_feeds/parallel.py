@@ -13,9 +13,10 @@ its own and commits everything at once. Each side reads and writes its own store
 On one core the two sides run one after the other. The bytes are those of a build on one
 core.
 
-Work stays on one core when the process has other threads (``serve``: forking a threaded
-process can copy a lock another thread holds), when there is one core, or where ``fork``
-does not exist.
+Work stays on one core when the process has other threads (forking a threaded process
+can copy a lock another thread holds; ``serve`` builds in a child process of its own for
+that reason, see ``cccn_feeds.isolated``), when there is one core, or where ``fork`` does
+not exist.
 """
 
 from __future__ import annotations

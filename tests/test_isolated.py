@@ -17,7 +17,6 @@ import pytest
 
 import cccn_feeds.build
 import cccn_feeds.codekey
-import cccn_feeds.isolated
 from cccn_feeds.build import BuildResult, build
 from cccn_feeds.errors import CccnError, DataError, LockedError
 from cccn_feeds.isolated import _sendable, build_in_child
@@ -110,7 +109,7 @@ def _in_thread(
         started.append(child)
         return child
 
-    monkeypatch.setattr(cccn_feeds.isolated.subprocess, "Popen", popen)
+    monkeypatch.setattr(subprocess, "Popen", popen)
     outcome: list[BuildResult | BaseException] = []
 
     def run() -> None:
@@ -145,7 +144,7 @@ def test_the_child_ignores_stop_signals_from_its_start(
     assert (settings.paths.output_dir / "index.html").is_file()
 
 
-def test_a_killed_child_changes_nothing(
+def test_a_child_killed_at_its_start_is_reported_and_changes_nothing(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     build(settings, now=EXAMPLE_NOW)
@@ -163,7 +162,8 @@ def test_a_stray_package_in_the_working_folder_is_not_imported(
 ) -> None:
     stray = tmp_path / "elsewhere"
     stray.mkdir()
-    (stray / "cccn_feeds.py").write_text("raise SystemExit(3)\n", encoding="utf-8")
+    for name in ("cccn_feeds.py", "signal.py"):  # signal: imported before the path is set
+        (stray / name).write_text("raise SystemExit(3)\n", encoding="utf-8")
     monkeypatch.chdir(stray)
     assert not build_in_child(settings, EXAMPLE_NOW).skipped
 

@@ -65,7 +65,7 @@ def _add_document_markers(data: Path) -> None:
     """Start both files with "---" (after a comment in one) and end one with "..."."""
     news, events = data / "news.yaml", data / "events.yaml"
     news.write_text("--- # written by an editor\n" + news.read_text(), encoding="utf-8")
-    events.write_text("# events\n---\n" + events.read_text() + "...\n# end\n")
+    events.write_text("# events\n---\n" + events.read_text() + "...\n# end\n", encoding="utf-8")
 
 
 @pytest.fixture
