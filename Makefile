@@ -43,6 +43,7 @@ golden: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/serve_bench.py
+	$(BIN)/python bench/service_builds.py
 
 clean:
 	rm -rf $(VENV) feeds .pytest_cache .mypy_cache .ruff_cache test-artifacts
