@@ -3,8 +3,9 @@
 ``cccn-feeds serve`` holds threads (the HTTP server, the scheduler, the file watcher), so
 a build made in the service's process would run on one core (see :func:`cccn_feeds.
 parallel.may_fork`), and the memory it took would stay with the service until it stops:
-a build of 10,000 news leaves about 60 MB behind. In a child process the build is the one-shot
-``cccn-feeds build``: two cores, and everything it took is given back when it ends.
+a build of 10,000 news leaves about 60 MB behind. In a child process the build is the
+one-shot ``cccn-feeds build``: two cores, and everything it took is given back when it
+ends.
 
 The child:
 

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import yaml
+
 from cccn_feeds.codekey import code_key
 from cccn_feeds.errors import DataError
 from cccn_feeds.load import parse_yaml, read_text
@@ -68,11 +70,11 @@ def split_items(text: str, key: str) -> list[tuple[int, str]] | None:
     lines = text.splitlines(keepends=True)
     index = 0
     started = False  # the document start marker, "---", that some editors write first
-    while index < len(lines) and (
-        _COMMENT_OR_BLANK.match(lines[index])
-        or (not started and _DOCUMENT_START.match(lines[index]))
-    ):
-        started = started or not _COMMENT_OR_BLANK.match(lines[index])
+    while index < len(lines):
+        if not _COMMENT_OR_BLANK.match(lines[index]):
+            if started or not _DOCUMENT_START.match(lines[index]):
+                break
+            started = True
         index += 1
     if index == len(lines):
         return None
@@ -121,8 +123,6 @@ def split_items(text: str, key: str) -> list[tuple[int, str]] | None:
 
 def _refused(text: str) -> bool:
     """Whether ``text`` holds a character YAML refuses (a control character, say)."""
-    import yaml
-
     return yaml.reader.Reader.NON_PRINTABLE.search(text) is not None
 
 
