@@ -22,6 +22,15 @@ LUX = ZoneInfo("Europe/Luxembourg")
 EXAMPLE_NOW = datetime(2027, 1, 15, 12, 0, tzinfo=LUX)
 
 
+def output_folder(folder: Path) -> dict[str, bytes]:
+    """Every file of an output folder but its state folder, by relative path."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".state" not in p.parts
+    }
+
+
 def make_settings(data: Path, out: Path, **tables: dict[str, object]) -> Settings:
     """Settings with no config file and no environment, for tests."""
     overrides: dict[str, dict[str, object]] = {"paths": {"data": str(data), "output": str(out)}}

@@ -6,22 +6,14 @@ from pathlib import Path
 
 from cccn_feeds.build import build
 from cccn_feeds.settings import Settings
-from tests.conftest import EXAMPLE_NOW, make_settings
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and ".state" not in p.parts
-    }
+from tests.conftest import EXAMPLE_NOW, make_settings, output_folder
 
 
 def _fresh(settings: Settings, tmp_path: Path, name: str) -> dict[str, bytes]:
     other = make_settings(settings.paths.data_dir, tmp_path / name)
     other = other.replace("site", title=settings.site.title)
     build(other, now=EXAMPLE_NOW)
-    return _files(other.paths.output_dir)
+    return output_folder(other.paths.output_dir)
 
 
 class TestIncremental:
@@ -35,7 +27,7 @@ class TestIncremental:
         changed = set(edited.report.written)
         assert "news.rss" in changed and "tags/jane-2/news.atom" in changed
         assert "events.ics" not in changed and "tags/eu-cip/news.rss" not in changed
-        assert _files(settings.paths.output_dir) == _fresh(settings, tmp_path, "a")
+        assert output_folder(settings.paths.output_dir) == _fresh(settings, tmp_path, "a")
 
         events = settings.paths.data_dir / "events.yaml"
         events.write_text(events.read_text().replace("Example Room 1", "Example Room 9", 1))
@@ -43,7 +35,7 @@ class TestIncremental:
         assert "events/example-before-dst.ics" in moved.report.written
         assert "events/example-after-dst.ics" not in moved.report.written
         # The fresh folder has no history: its event is at SEQUENCE 0 where ours is at 1.
-        ours, fresh = _files(settings.paths.output_dir), _fresh(settings, tmp_path, "b")
+        ours, fresh = output_folder(settings.paths.output_dir), _fresh(settings, tmp_path, "b")
         differing = {p for p in ours if ours[p] != fresh.get(p)}
         assert all(p.endswith(".ics") for p in differing)
         assert b"SEQUENCE:1" in ours["events/example-before-dst.ics"]

@@ -23,15 +23,7 @@ from cccn_feeds.isolated import _sendable, build_in_child
 from cccn_feeds.publish import output_lock
 from cccn_feeds.service import Service
 from cccn_feeds.settings import Settings
-from tests.conftest import EXAMPLE_NOW, make_settings
-
-
-def _files(folder: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(folder)): p.read_bytes()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file() and ".state" not in p.parts
-    }
+from tests.conftest import EXAMPLE_NOW, make_settings, output_folder
 
 
 def test_the_service_builds_in_a_child(
@@ -50,7 +42,7 @@ def test_the_service_builds_in_a_child(
         expected.news, expected.events, expected.forthcoming,
     )  # fmt: skip
     assert record.written == len(expected.report.written)
-    assert _files(settings.paths.output_dir) == _files(reference.paths.output_dir)
+    assert output_folder(settings.paths.output_dir) == output_folder(reference.paths.output_dir)
 
 
 def test_data_errors_keep_their_problems(settings: Settings) -> None:
@@ -148,13 +140,13 @@ def test_a_child_killed_at_its_start_is_reported_and_changes_nothing(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     build(settings, now=EXAMPLE_NOW)
-    before = _files(settings.paths.output_dir)
+    before = output_folder(settings.paths.output_dir)
     news = settings.paths.data_dir / "news.yaml"
     news.write_text(news.read_text(encoding="utf-8").replace("title: ", "title: New ", 1))
     result = _in_thread(settings, monkeypatch, lambda pid: os.kill(pid, signal.SIGKILL))
     assert isinstance(result, RuntimeError)
     assert "without an answer (killed by SIGKILL)" in str(result)
-    assert _files(settings.paths.output_dir) == before
+    assert output_folder(settings.paths.output_dir) == before
 
 
 def test_a_stray_package_in_the_working_folder_is_not_imported(
