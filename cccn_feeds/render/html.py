@@ -8,7 +8,7 @@ plain view objects built here, so all date, time and link logic stays in typed P
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -346,11 +346,13 @@ def event_view(ctx: BuildContext, event: Event, news_on_page: Mapping[str, NewsI
 
 def event_piece(
     ctx: BuildContext, event: Event, news_on_page: Mapping[str, NewsItem], upcoming: bool
-) -> tuple[str, str]:
-    """One event's ``<li>`` on the page and its schema.org JSON (script-safe).
+) -> tuple[bytes, str]:
+    """One event's ``<li>`` on the page (UTF-8) and its schema.org JSON (script-safe).
 
     Kept between builds under everything they are made from (a rebuild after one change
-    would make those of every other event again for nothing otherwise).
+    would make those of every other event again for nothing otherwise). The ``<li>`` is
+    kept encoded: a single character beyond Latin-1 (the dash of a time range) makes a
+    Python string take two bytes a character, and these are the largest values kept.
     """
     start, end = _occurrence(event, ctx.now)
     news = news_on_page.get(event.news)
@@ -366,11 +368,11 @@ def event_piece(
         )
     )
 
-    def make() -> tuple[str, str]:
+    def make() -> tuple[bytes, str]:
         view = _event_view(ctx, event, news, start, end)
         module: Any = environment().get_template("_event.html").module
         item = module.event_item(view, upcoming)
-        return str(item), json_for_script(event_schema(ctx, event))
+        return str(item).encode("utf-8"), json_for_script(event_schema(ctx, event))
 
     return ctx.stored(key, make)
 
@@ -556,6 +558,20 @@ def event_schema(ctx: BuildContext, event: Event) -> dict[str, Any]:
 # --- the outputs ---------------------------------------------------------------------------
 
 
+class _Decoded:
+    """Encoded pieces of the page, given to the template as markup one at a time (all
+    decoded at once, they would take twice the memory they take encoded, or more)."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self._pieces = pieces
+
+    def __len__(self) -> int:
+        return len(self._pieces)
+
+    def __iter__(self) -> Iterator[Markup]:
+        return (Markup(piece.decode("utf-8")) for piece in self._pieces)
+
+
 def render_page(ctx: BuildContext) -> bytes:
     """``index.html`` as UTF-8, encoded piece by piece as the template produces it (the
     whole page as one string can take four bytes a character)."""
@@ -580,8 +596,8 @@ def render_page(ctx: BuildContext) -> bytes:
             news=[news_view(ctx, n, events_on_page) for n in news],
             news_more=len(ctx.content.news) - len(news),
             news_feed=ctx.url("news.rss"),
-            forthcoming=[Markup(li) for li, _ in upcoming],
-            recent_past=[Markup(li) for li, _ in before],
+            forthcoming=_Decoded([li for li, _ in upcoming]),
+            recent_past=_Decoded([li for li, _ in before]),
             groups=[g for g in groups if not g.tag],
             tag_rows=tag_rows(groups),
             alternates=[
