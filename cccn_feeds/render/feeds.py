@@ -32,10 +32,9 @@ from cccn_feeds.render.feeditems import (
     FeedItem,
     FeedPage,
     Kind,
+    all_pages,
     archive_path,
-    documents,
     page_parts,
-    pages,
     plain_title,
 )
 from cccn_feeds.text import NOT_XML
@@ -544,11 +543,10 @@ def stream(ctx: BuildContext, kind: Kind | None = None) -> Iterator[tuple[str, O
     """
     if kind in (None, "news"):
         yield STYLESHEET, stylesheet()
-    for doc in documents(ctx, kind):
-        for page in pages(doc, ctx.settings.feeds.max_items):
-            parts = page_parts(ctx, page)
-            for ext, write in (("rss", rss), ("atom", atom)):
-                yield page.path(ext), ctx.keyed(page.path(ext), parts, partial(write, ctx, page))
+    for page in all_pages(ctx, kind):
+        parts = page_parts(ctx, page)
+        for ext, write in (("rss", rss), ("atom", atom)):
+            yield page.path(ext), ctx.keyed(page.path(ext), parts, partial(write, ctx, page))
 
 
 def render(ctx: BuildContext) -> dict[str, Output]:

@@ -19,10 +19,9 @@ from cccn_feeds.render.feeditems import (
     FeedItem,
     FeedPage,
     Kind,
+    all_pages,
     archive_path,
-    documents,
     page_parts,
-    pages,
 )
 
 VERSION = "https://jsonfeed.org/version/1.1"
@@ -108,10 +107,9 @@ def _item_piece(ctx: BuildContext, item: FeedItem) -> bytes:
 def stream(ctx: BuildContext, kind: Kind | None = None) -> Iterator[tuple[str, Output]]:
     """Every JSON Feed document: news, events, per tag, and their archive pages; with
     ``kind`` (``news`` or ``events``), those of one kind."""
-    for doc in documents(ctx, kind):
-        for page in pages(doc, ctx.settings.feeds.max_items):
-            path = page.path("json")
-            yield path, ctx.keyed(path, page_parts(ctx, page), partial(page_json, ctx, page))
+    for page in all_pages(ctx, kind):
+        path = page.path("json")
+        yield path, ctx.keyed(path, page_parts(ctx, page), partial(page_json, ctx, page))
 
 
 def render(ctx: BuildContext) -> dict[str, Output]:
