@@ -108,6 +108,13 @@ class BuildContext:
         self._store.update(values)
         self._stored.clear()
 
+    def take_stored(self) -> dict[str, Any]:
+        """The stored values used since :meth:`use_store` or the last call (to keep for the
+        next build); this context lets go of them, not of the values it was given."""
+        used = dict(self._stored)
+        self._stored.clear()
+        return used
+
     def end_store(self) -> dict[str, Any]:
         """The stored values used since :meth:`use_store` (to keep for the next build);
         this context lets go of them."""

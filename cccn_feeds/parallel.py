@@ -21,6 +21,7 @@ not exist.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import signal
@@ -34,7 +35,7 @@ from cccn_feeds.context import BuildContext
 from cccn_feeds.publish import Output, Publisher
 from cccn_feeds.render import stream_all
 from cccn_feeds.render.feeditems import release_items
-from cccn_feeds.renderstore import RenderStore, Side
+from cccn_feeds.renderstore import RenderStore, Side, abandon
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -218,11 +219,19 @@ def render_into(
         _render(ctx, "events", events, publisher, store)
         return
     ctx.compute_shared()
-    here, there = run_beside(
-        lambda: _render(ctx, "news", news, publisher, store),
-        lambda: _stage(ctx, events, publisher, store, first),
-        publisher.remove_temporaries,
-    )
+    # What both processes hold now (the content, the modules) is left out of the garbage
+    # collector's rounds meanwhile: a round writes to every object it visits, and each
+    # page it writes to is then copied into the process that wrote it (at 10,000 news,
+    # 3 to 5 MB fewer for the two processes together).
+    gc.freeze()
+    try:
+        here, there = run_beside(
+            lambda: _render(ctx, "news", news, publisher, store),
+            lambda: _stage(ctx, events, publisher, store, first),
+            publisher.remove_temporaries,
+        )
+    finally:
+        gc.unfreeze()
     staged, keys = there.get()
     for path, known, tmp in staged:  # adopted even after a failure here: abort removes them
         publisher.adopt(path, known, tmp)
@@ -237,10 +246,15 @@ def _side(
     and this process then lets go of them and of the side's feed items."""
     if not names:
         return
-    known = store.begin(ctx, side)
-    yield from stream_all(ctx, names)
-    store.end(ctx, side, known)
-    del known  # the values loaded for this side: freed before the pages are given back
+    session = store.begin(ctx, side)
+    try:
+        for name in names:
+            yield from stream_all(ctx, (name,))
+            store.flush(ctx, session)
+        store.end(ctx, session)
+    finally:
+        abandon(session)
+    del session  # the values loaded for this side: freed before the pages are given back
     release_items(ctx, side)
     give_back_memory()
 

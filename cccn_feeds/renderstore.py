@@ -3,29 +3,74 @@ events, the page's event entries. A rebuild makes only those whose inputs change
 
 They are kept in one file per side of the rendering: the feeds of news on one side; the
 page, the calendars and the feeds of events on the other (see ``cccn_feeds.parallel``).
-Each side reads its own file when it starts and writes it when it is done, in whichever
+Each side reads its own file when it starts and writes it as it goes, in whichever
 process renders it, so that neither process holds the other side's values, and on two
 cores the two files are written at the same time.
+
+A file is a header (the format version and the settings and code the values were made
+with), then one pickled dict of values per renderer of the side, then the Markdown memo:
+the values a renderer made are written out, and let go of, once it is done, rather than
+held until the whole side is (at 10,000 news, the page's entries are 7 MB).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from cccn_feeds.context import BuildContext
-from cccn_feeds.publish import dump_pickle_atomic, load_pickle
 from cccn_feeds.text import MEMO
 
 Side = Literal["news", "events"]
-VERSION = 2
+VERSION = 3
 GLOBAL = "global-key"  # the settings and code the stored values were made with
 FILES: dict[Side, str] = {
     "news": "render-cache-news.pickle",
     "events": "render-cache-events.pickle",
 }
 LEGACY = "render-cache.pickle"  # both sides in one file, as earlier versions kept them
+
+
+def read_store(path: Path) -> dict[str, Any]:
+    """Every value of a store file, the Markdown memo under ``"markdown"`` and the global
+    key under :data:`GLOBAL`; empty when the file is missing, damaged or of another
+    version (a store only saves work: losing it costs a slower build, nothing else)."""
+    values: dict[str, Any] = {}
+    try:
+        with path.open("rb") as handle:
+            header = pickle.load(handle)
+            if not isinstance(header, dict) or header.get("version") != VERSION:
+                return {}
+            values[GLOBAL] = header.get(GLOBAL)
+            while True:
+                try:
+                    chunk = pickle.load(handle)
+                except EOFError:
+                    break
+                if not isinstance(chunk, dict):
+                    return {}
+                values.update(chunk)
+    except Exception:  # missing, cut short, or not ours
+        return {}
+    return values
+
+
+@dataclass(slots=True)
+class Session:
+    """One side's use of its store: the values read, and the new file being written."""
+
+    path: Path
+    known: dict[str, Any]
+    handle: IO[bytes] | None = None  # the temporary file, beside ``path``
+    tmp: str = ""
+    new: int = 0  # values written that the file read did not hold
+    total: int = 0  # values written
+    markdown: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,34 +85,70 @@ class RenderStore:
         """The file of one side."""
         return self.state_dir / FILES[side]
 
-    def begin(self, ctx: BuildContext, side: Side) -> dict[str, Any]:
-        """Give ``ctx`` and the Markdown memo the values kept for ``side``; returns them."""
-        known = {} if self.fresh else load_pickle(self.path(side), VERSION)
+    def begin(self, ctx: BuildContext, side: Side) -> Session:
+        """Give ``ctx`` and the Markdown memo the values kept for ``side``, and start the
+        side's new file (a temporary file until :meth:`end`)."""
+        path = self.path(side)
+        known = {} if self.fresh else read_store(path)
         if known.get(GLOBAL) != self.global_key:
             known = {}
         ctx.use_store(known)
         MEMO.begin(known.get("markdown", {}))
-        return known
+        session = Session(path, known)
+        fd, session.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        session.handle = os.fdopen(fd, "wb")
+        pickle.dump({"version": VERSION, GLOBAL: self.global_key}, session.handle)
+        return session
 
-    def end(self, ctx: BuildContext, side: Side, known: dict[str, Any]) -> None:
-        """Keep the values ``side`` used, once enough are new to be worth the rewrite, and
-        let go of them.
+    def flush(self, ctx: BuildContext, session: Session) -> None:
+        """Write out the values made or reused since the last flush, and let go of them
+        (one renderer's: a later renderer of the side does not ask for them)."""
+        values = ctx.take_stored()
+        if values and session.handle is not None:
+            _write(session, {key: values[key] for key in sorted(values)})
+            session.new += sum(1 for key in values if key not in session.known)
+            session.total += len(values)
+
+    def end(self, ctx: BuildContext, session: Session) -> None:
+        """Keep the values the side used, once enough are new to be worth the rewrite.
 
         A value missing from the file is only made again by the next build that renders
         its output, so a handful of new ones (one edited item) wait until more gather; the
         count is per side. Keys are written sorted, so that the file does not depend on
         the order in which the values were made.
         """
-        used, markdown = ctx.end_store(), MEMO.end()
-        if _worth_writing(used, markdown, known):
-            values = {key: used[key] for key in sorted(used)}
-            values["markdown"] = {key: markdown[key] for key in sorted(markdown)}
-            values[GLOBAL] = self.global_key
-            dump_pickle_atomic(self.path(side), values, VERSION)
+        self.flush(ctx, session)
+        ctx.end_store()
+        markdown = MEMO.end()
+        before = session.known.get("markdown", {})
+        try:
+            assert session.handle is not None
+            _write(session, {"markdown": {key: markdown[key] for key in sorted(markdown)}})
+            session.new += sum(1 for key in markdown if key not in before)
+            session.total += len(markdown)
+            if _worth_writing(session.new, session.total, bool(session.known)):
+                session.handle.flush()
+                os.fsync(session.handle.fileno())
+                session.handle.close()
+                os.chmod(session.tmp, 0o644)
+                os.replace(session.tmp, session.path)
+        finally:
+            abandon(session)
 
 
-def _worth_writing(used: dict[str, Any], markdown: dict[str, Any], known: dict[str, Any]) -> bool:
-    before = known.get("markdown", {})
-    new = sum(1 for key in used if key not in known)
-    new += sum(1 for key in markdown if key not in before)
-    return new > max(16, (len(used) + len(markdown)) // 200) or bool(new and not known)
+def _worth_writing(new: int, total: int, had_values: bool) -> bool:
+    return new > max(16, total // 200) or bool(new and not had_values)
+
+
+def _write(session: Session, chunk: dict[str, Any]) -> None:
+    assert session.handle is not None
+    pickle.dump(chunk, session.handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def abandon(session: Session) -> None:
+    """Close and remove the side's temporary file if it is still there (a failed side)."""
+    if session.handle is not None:
+        session.handle.close()
+        session.handle = None
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(session.tmp)

@@ -10,13 +10,12 @@ import pytest
 
 from cccn_feeds import parallel, text
 from cccn_feeds.build import build
-from cccn_feeds.publish import load_pickle
-from cccn_feeds.renderstore import GLOBAL, LEGACY, VERSION
+from cccn_feeds.renderstore import GLOBAL, LEGACY, read_store
 from tests.conftest import EXAMPLE_NOW, make_settings
 
 
 def _kept(state: Path, side: str) -> dict[str, Any]:
-    return load_pickle(state / f"render-cache-{side}.pickle", VERSION)
+    return read_store(state / f"render-cache-{side}.pickle")
 
 
 EDITED = "An edited announcement"  # how _edit_one_text starts the one text it changes

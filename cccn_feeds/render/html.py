@@ -7,6 +7,7 @@ plain view objects built here, so all date, time and link logic stays in typed P
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -611,7 +612,10 @@ def render_page(ctx: BuildContext) -> bytes:
             json_ld=json_ld(graph),
         )
     )
-    return b"".join(chunk.encode("utf-8") for chunk in chunks)
+    page = io.BytesIO()  # joining a list of the encoded chunks would hold the page twice
+    for chunk in chunks:
+        page.write(chunk.encode("utf-8"))
+    return page.getvalue()
 
 
 def render_opml(ctx: BuildContext) -> str:
