@@ -270,8 +270,8 @@ def _build_locked(
             (HISTORY, LAST_BUILD, OWNER, MANIFEST, CACHE_NAME, SPLITS_NAME, LEGACY_STORE,
              *STORE_FILES.values()),
         )  # fmt: skip
-        # Written by the rendering helper when there is one (it costs as much as a tenth
-        # of a cold build), else before rendering.
+        # Written while the rendering helper works when there is one (it costs as much
+        # as a tenth of a cold build), else before rendering.
         save_cache = take_pending(state_dir / CACHE_NAME)
         previous = _read_history(state_dir / HISTORY)
         advanced = advance(
@@ -301,7 +301,7 @@ def _build_locked(
         store = RenderStore(state_dir, global_key, fresh=force)
         with Publisher(settings.paths.output_dir, state_dir) as publisher:
             render_into(
-                ctx, chosen, publisher, store, first=save_cache, parallel=settings.build.parallel
+                ctx, chosen, publisher, store, chore=save_cache, parallel=settings.build.parallel
             )
             report = publisher.commit(ctx.output_keys)
         with contextlib.suppress(FileNotFoundError):
