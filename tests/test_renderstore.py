@@ -3,6 +3,7 @@ rendering, each with only that side's values; a rebuild makes only what changed.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from cccn_feeds import parallel, text
 from cccn_feeds.build import build
-from cccn_feeds.renderstore import GLOBAL, LEGACY, read_store
+from cccn_feeds.renderstore import GLOBAL, LEGACY, VERSION, read_store
 from tests.conftest import EXAMPLE_NOW, make_settings
 
 
@@ -178,3 +179,39 @@ def test_temporaries_a_killed_build_left_in_the_state_folder_are_removed(
     build(settings, now=EXAMPLE_NOW)
     assert [path.name for path in left if path.exists()] == []
     assert other.exists()
+
+
+def test_a_side_that_fails_leaves_its_file_as_it_was_and_no_temporary(
+    data_dir: Path, tmp_path: Path, renders: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values are written renderer by renderer into a temporary file: a renderer that
+    fails after others have written theirs leaves the kept file and no temporary."""
+    from cccn_feeds.render import ics
+
+    settings = make_settings(data_dir, tmp_path / "out")
+    build(settings, now=EXAMPLE_NOW)
+    state = settings.paths.state_dir
+    kept = (state / "render-cache-events.pickle").read_bytes()
+    _edit_one_text(data_dir)
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a renderer failed")
+
+    monkeypatch.setattr(ics, "stream", broken)
+    with pytest.raises(RuntimeError, match="a renderer failed"):
+        build(settings, now=EXAMPLE_NOW, force=True)
+    assert (state / "render-cache-events.pickle").read_bytes() == kept
+    assert not [p.name for p in state.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_damaged_or_older_file_is_read_as_empty(tmp_path: Path) -> None:
+    path = tmp_path / "render-cache-news.pickle"
+    assert read_store(path) == {}
+    for damaged in (b"", b"not a pickle", pickle.dumps({"version": 2, "payload": {"a": 1}})):
+        path.write_bytes(damaged)
+        assert read_store(path) == {}
+    header = pickle.dumps({"version": VERSION, GLOBAL: "g"})
+    path.write_bytes(header + pickle.dumps({"a": 1}) + pickle.dumps({"b": 2}))
+    assert read_store(path) == {GLOBAL: "g", "a": 1, "b": 2}
+    path.write_bytes(header + pickle.dumps({"a": 1}) + pickle.dumps({"b": 2})[:-3])
+    assert read_store(path) == {}  # cut short
