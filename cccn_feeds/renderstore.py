@@ -19,7 +19,7 @@ import contextlib
 import os
 import pickle
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -70,7 +70,6 @@ class Session:
     tmp: str = ""
     new: int = 0  # values written that the file read did not hold
     total: int = 0  # values written
-    markdown: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
