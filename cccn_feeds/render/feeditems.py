@@ -532,9 +532,7 @@ def all_pages(ctx: BuildContext, kind: Kind | None = None) -> list[FeedPage]:
     written changes, not their bytes.
     """
     found = [
-        page
-        for doc in documents(ctx, kind)
-        for page in pages(doc, ctx.settings.feeds.max_items)
+        page for doc in documents(ctx, kind) for page in pages(doc, ctx.settings.feeds.max_items)
     ]
     return sorted(found, key=_page_newest, reverse=True)  # stable: ties keep their order
 
