@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, time, timedelta
+from operator import attrgetter
 from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -34,9 +35,10 @@ def _quick_pickle(cls: type[T]) -> type[T]:
     it restores, which was most of the time of reading the parse cache.
     """
     names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    values = attrgetter(*names) if len(names) > 1 else lambda item: (getattr(item, names[0]),)
 
     def __reduce__(self: Any) -> tuple[type[T], tuple[Any, ...]]:
-        return cls, tuple(getattr(self, name) for name in names)
+        return cls, values(self)
 
     cls.__reduce__ = __reduce__  # type: ignore[method-assign]
     return cls
