@@ -115,13 +115,12 @@ class BuildContext:
         self._stored.clear()
         return used
 
-    def end_store(self) -> dict[str, Any]:
-        """The stored values used since :meth:`use_store` (to keep for the next build);
-        this context lets go of them."""
-        used = dict(self._stored)
+    def end_store(self) -> None:
+        """End the part of the rendering begun by :meth:`use_store`: this context lets go
+        of the values it was given and of those used since (take them first, see
+        :meth:`take_stored`)."""
         self._store.clear()
         self._stored.clear()
-        return used
 
     def item_key(self, kind: Literal["news", "events"], item: NewsItem | Event) -> str:
         """A hash of a news item or event as read from the data (the loader's, when known)."""

@@ -227,15 +227,24 @@ def render_into(
     # collector's rounds meanwhile: a round writes to every object it visits, and each
     # page it writes to is then copied into the process that wrote it (at 10,000 news,
     # 3 to 5 MB fewer for the two processes together).
-    gc.freeze()
+    # (Not when the caller froze objects itself: unfreezing would undo that.)
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
+
+    def cleanup(pid: int) -> None:  # a helper that did not finish
+        publisher.remove_temporaries(pid)
+        store.remove_temporaries(pid)
+
     try:
         here, there = run_beside(
             lambda: _render(ctx, "news", news, publisher, store, then=chore),
             lambda: _stage(ctx, events, publisher, store),
-            publisher.remove_temporaries,
+            cleanup,
         )
     finally:
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
     staged, keys = there.get()
     for path, known, tmp in staged:  # adopted even after a failure here: abort removes them
         publisher.adopt(path, known, tmp)
@@ -255,9 +264,10 @@ def _side(
         for name in names:
             yield from stream_all(ctx, (name,))
             store.flush(ctx, session)
-        store.end(ctx, session)
-    finally:
+    except BaseException:  # a renderer failed, or the consumer stopped (GeneratorExit)
         abandon(session)
+        raise
+    store.end(ctx, session)
     del session  # the values loaded for this side: freed before the pages are given back
     release_items(ctx, side)
     give_back_memory()

@@ -264,7 +264,8 @@ def save_pending(cache_path: Path) -> None:
 
 
 def take_pending(cache_path: Path) -> Callable[[], None]:
-    """What :func:`save_pending` does, to be done later (by a build's helper process)."""
+    """What :func:`save_pending` does, to be done later (on two cores, by the build once
+    its side of the rendering is done)."""
     writes = [
         (path, PENDING.pop(path))
         for path in (cache_path, cache_path.with_name(SPLITS_NAME))

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -93,9 +92,8 @@ class RenderStore:
             known = {}
         ctx.use_store(known)
         MEMO.begin(known.get("markdown", {}))
-        session = Session(path, known)
-        fd, session.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        session.handle = os.fdopen(fd, "wb")
+        session = Session(path, known, tmp=_temporary(path, os.getpid()))
+        session.handle = open(session.tmp, "wb")  # noqa: SIM115 (closed by end or abandon)
         pickle.dump({"version": VERSION, GLOBAL: self.global_key}, session.handle)
         return session
 
@@ -109,18 +107,19 @@ class RenderStore:
             session.total += len(values)
 
     def end(self, ctx: BuildContext, session: Session) -> None:
-        """Keep the values the side used, once enough are new to be worth the rewrite.
+        """Keep the values the side used, once enough are new to be worth the rewrite;
+        the session is over (see :func:`abandon` for a side that fails).
 
         A value missing from the file is only made again by the next build that renders
         its output, so a handful of new ones (one edited item) wait until more gather; the
         count is per side. Keys are written sorted, so that the file does not depend on
         the order in which the values were made.
         """
-        self.flush(ctx, session)
-        ctx.end_store()
-        markdown = MEMO.end()
-        before = session.known.get("markdown", {})
         try:
+            self.flush(ctx, session)
+            ctx.end_store()
+            markdown = MEMO.end()
+            before = session.known.get("markdown", {})
             assert session.handle is not None
             _write(session, {"markdown": {key: markdown[key] for key in sorted(markdown)}})
             session.new += sum(1 for key in markdown if key not in before)
@@ -133,6 +132,20 @@ class RenderStore:
                 os.replace(session.tmp, session.path)
         finally:
             abandon(session)
+
+    def remove_temporaries(self, pid: int) -> None:
+        """Remove the temporary files of process ``pid`` (a helper that failed: it held
+        its side's file open while it rendered)."""
+        for side in FILES:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(_temporary(self.path(side), pid))
+
+
+def _temporary(path: Path, pid: int) -> str:
+    """The temporary file of ``path`` while process ``pid`` writes it. The name is fixed
+    per process: the build holds the output lock, and what a killed build left is swept
+    by the next one (``sweep_state_temporaries``)."""
+    return str(path.with_name(f".{path.name}.{pid}.tmp"))
 
 
 def _worth_writing(new: int, total: int, had_values: bool) -> bool:

@@ -170,7 +170,7 @@ def _broken_midway(
 ) -> BaseException:
     """Publish, edit every item, then build again with ``fail`` called when ``module``'s
     ``stream`` reaches output number ``at``: what the build raised. The published folder
-    must stay as it was, without a temporary file."""
+    must stay as it was, without a temporary file there or in the state folder."""
     settings = make_settings(data_dir, out)
     build(settings, now=EXAMPLE_NOW)
     before = _published(out)
@@ -187,6 +187,7 @@ def _broken_midway(
     with pytest.raises(BaseException) as raised:
         build(settings, now=EXAMPLE_NOW)
     assert not _temporaries(out)
+    assert not list(settings.paths.state_dir.glob(".*.tmp"))  # the render store's too
     assert _published(out) == before
     return raised.value
 
@@ -286,3 +287,24 @@ def test_a_parse_helper_that_dies_falls_back_to_the_whole_files(
     content = load_content_cached(data, LUX, tmp_path / "cache.pickle")
     assert forks
     assert content.news == load_content(data, LUX).news
+
+
+def test_a_build_on_two_cores_keeps_what_its_caller_froze(
+    data_dir: Path, tmp_path: Path, forks: list[int]
+) -> None:
+    """The build leaves shared objects out of the garbage collector while the helper runs
+    (gc.freeze), and lets them back after: not those a caller had frozen itself."""
+    import gc
+
+    marker: list[object] = []  # tracked by the collector, unless frozen
+    gc.freeze()
+    try:
+        assert not any(found is marker for found in gc.get_objects())
+        build(make_settings(data_dir, tmp_path / "out"), now=EXAMPLE_NOW)
+        assert forks
+        assert not any(found is marker for found in gc.get_objects())  # still frozen
+    finally:
+        gc.unfreeze()
+    assert any(found is marker for found in gc.get_objects())
+    build(make_settings(data_dir, tmp_path / "out"), now=EXAMPLE_NOW, force=True)
+    assert gc.get_freeze_count() == 0

@@ -522,7 +522,8 @@ def pages(doc: FeedDocument, max_items: int) -> list[FeedPage]:
 
 def all_pages(ctx: BuildContext, kind: Kind | None = None) -> list[FeedPage]:
     """The pages of every feed document (see :func:`documents`), newest first across the
-    documents: each page comes when its newest item does (pages without items first).
+    documents: ordered by the feed date of each page's newest item (pages without items
+    first).
 
     An item's written pieces are made for the first page that carries it and kept until
     every other page that carries it has taken them (:meth:`ItemSource.written`). Page
@@ -541,7 +542,8 @@ _NO_ITEM = datetime.max.replace(tzinfo=UTC)
 
 
 def _page_newest(page: FeedPage) -> datetime:
-    return page.doc.source.updated(page.ids[0]) if page.ids else _NO_ITEM
+    updated = page.doc.source.updated
+    return max(updated(key) for key in page.ids) if page.ids else _NO_ITEM
 
 
 def page_parts(ctx: BuildContext, page: FeedPage) -> list[str]:
