@@ -259,15 +259,16 @@ def _side(
     and this process then lets go of them and of the side's feed items."""
     if not names:
         return
-    session = store.begin(ctx, side)
+    session = store.begin(side)
     try:
         for name in names:
+            store.start(ctx, session, name)
             yield from stream_all(ctx, (name,))
-            store.flush(ctx, session)
+            store.flush(ctx, session, name)
     except BaseException:  # a renderer failed, or the consumer stopped (GeneratorExit)
         abandon(session)
         raise
-    store.end(ctx, session)
+    store.end(session)
     del session  # the values loaded for this side: freed before the pages are given back
     release_items(ctx, side)
     give_back_memory()

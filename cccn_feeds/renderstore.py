@@ -7,10 +7,12 @@ Each side reads its own file when it starts and writes it as it goes, in whichev
 process renders it, so that neither process holds the other side's values, and on two
 cores the two files are written at the same time.
 
-A file is a header (the format version and the settings and code the values were made
-with), then one pickled dict of values per renderer of the side, then the Markdown memo:
-the values a renderer made are written out, and let go of, once it is done, rather than
-held until the whole side is (at 10,000 news, the page's entries are 7 MB).
+A file is a header (the format version, and the settings and code the values were made
+with), then one record per renderer of the side and one for the Markdown memo: each
+record is its name, the length of its values, then its values, pickled. A renderer's
+values are read when it starts and written when it is done, then let go of, rather
+than held for the whole side (at 10,000 news, the page's event entries are 7 MB); the
+memo is read at the start of the side (every renderer uses it) and written at its end.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-from dataclasses import dataclass
+import struct
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -26,7 +29,7 @@ from cccn_feeds.context import BuildContext
 from cccn_feeds.text import MEMO
 
 Side = Literal["news", "events"]
-VERSION = 3
+VERSION = 4
 GLOBAL = "global-key"  # the settings and code the stored values were made with
 FILES: dict[Side, str] = {
     "news": "render-cache-news.pickle",
@@ -35,38 +38,77 @@ FILES: dict[Side, str] = {
 LEGACY = "render-cache.pickle"  # both sides in one file, as earlier versions kept them
 
 
-def read_store(path: Path) -> dict[str, Any]:
-    """Every value of a store file, the Markdown memo under ``"markdown"`` and the global
-    key under :data:`GLOBAL`; empty when the file is missing, damaged or of another
-    version (a store only saves work: losing it costs a slower build, nothing else)."""
-    values: dict[str, Any] = {}
+MARKDOWN = "markdown"  # the record of the Markdown memo
+
+Index = dict[str, tuple[int, int]]  # record name -> offset and length of its values
+
+
+def _index(path: Path, global_key: str | None) -> Index:
+    """Where each record's values are in the file at ``path``; empty when the file is
+    missing, damaged, of another version or made under another global key (None: any)
+    (a store only saves work: losing it costs a slower build, nothing else)."""
+    found: Index = {}
     try:
         with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
             header = pickle.load(handle)
             if not isinstance(header, dict) or header.get("version") != VERSION:
                 return {}
-            values[GLOBAL] = header.get(GLOBAL)
-            while True:
-                try:
-                    chunk = pickle.load(handle)
-                except EOFError:
-                    break
-                if not isinstance(chunk, dict):
+            if global_key is not None and header.get(GLOBAL) != global_key:
+                return {}
+            while handle.tell() < size:
+                (count,) = _LENGTH.unpack(handle.read(_LENGTH.size))
+                name = handle.read(count).decode()
+                (length,) = _LENGTH.unpack(handle.read(_LENGTH.size))
+                offset = handle.tell()
+                if offset + length > size:
                     return {}
-                values.update(chunk)
+                found[name] = (offset, length)
+                handle.seek(length, os.SEEK_CUR)
     except Exception:  # missing, cut short, or not ours
         return {}
+    return found
+
+
+def _load(path: Path, index: Index, name: str) -> dict[str, Any]:
+    """The values of one record (empty: none, or damaged)."""
+    if name not in index:
+        return {}
+    offset, length = index[name]
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            values = pickle.loads(handle.read(length))
+    except Exception:  # changed or damaged since it was indexed
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
+def read_store(path: Path) -> dict[str, Any]:
+    """Every value of a store file in one dict, the Markdown memo under ``"markdown"`` and
+    the global key under :data:`GLOBAL` (for tests and people; a build reads a record at
+    a time)."""
+    index = _index(path, None)
+    if not index:
+        return {}
+    with path.open("rb") as handle:
+        values: dict[str, Any] = {GLOBAL: pickle.load(handle).get(GLOBAL)}
+    for name in index:
+        record = _load(path, index, name)
+        values.update({MARKDOWN: record} if name == MARKDOWN else record)
     return values
 
 
 @dataclass(slots=True)
 class Session:
-    """One side's use of its store: the values read, and the new file being written."""
+    """One side's use of its store: the file read, and the new file being written."""
 
     path: Path
-    known: dict[str, Any]
-    handle: IO[bytes] | None = None  # the temporary file, beside ``path``
-    tmp: str = ""
+    index: Index  # the records of the file read
+    tmp: str  # the new file, beside ``path``
+    handle: IO[bytes] | None = None
+    known: dict[str, Any] = field(default_factory=dict)  # the current record's values read
+    markdown: dict[str, Any] = field(default_factory=dict)  # the memo read
     new: int = 0  # values written that the file read did not hold
     total: int = 0  # values written
 
@@ -83,30 +125,35 @@ class RenderStore:
         """The file of one side."""
         return self.state_dir / FILES[side]
 
-    def begin(self, ctx: BuildContext, side: Side) -> Session:
-        """Give ``ctx`` and the Markdown memo the values kept for ``side``, and start the
-        side's new file (a temporary file until :meth:`end`)."""
+    def begin(self, side: Side) -> Session:
+        """Give the Markdown memo the values kept for ``side``, and start the side's new
+        file (a temporary file until :meth:`end`)."""
         path = self.path(side)
-        known = {} if self.fresh else read_store(path)
-        if known.get(GLOBAL) != self.global_key:
-            known = {}
-        ctx.use_store(known)
-        MEMO.begin(known.get("markdown", {}))
-        session = Session(path, known, tmp=_temporary(path, os.getpid()))
+        index = {} if self.fresh else _index(path, self.global_key)
+        session = Session(path, index, _temporary(path, os.getpid()))
+        session.markdown = _load(path, index, MARKDOWN)
+        MEMO.begin(session.markdown)
         session.handle = open(session.tmp, "wb")  # noqa: SIM115 (closed by end or abandon)
         pickle.dump({"version": VERSION, GLOBAL: self.global_key}, session.handle)
         return session
 
-    def flush(self, ctx: BuildContext, session: Session) -> None:
-        """Write out the values made or reused since the last flush, and let go of them
-        (one renderer's: a later renderer of the side does not ask for them)."""
+    def start(self, ctx: BuildContext, session: Session, name: str) -> None:
+        """Give ``ctx`` the values renderer ``name`` kept last time."""
+        session.known = _load(session.path, session.index, name)
+        ctx.use_store(session.known)
+
+    def flush(self, ctx: BuildContext, session: Session, name: str) -> None:
+        """Write out the values renderer ``name`` made or reused, and let go of them and
+        of those it was given."""
         values = ctx.take_stored()
-        if values and session.handle is not None:
-            _write(session, {key: values[key] for key in sorted(values)})
+        ctx.end_store()
+        if values:
+            _write(session, name, {key: values[key] for key in sorted(values)})
             session.new += sum(1 for key in values if key not in session.known)
             session.total += len(values)
+        session.known = {}
 
-    def end(self, ctx: BuildContext, session: Session) -> None:
+    def end(self, session: Session) -> None:
         """Keep the values the side used, once enough are new to be worth the rewrite;
         the session is over (see :func:`abandon` for a side that fails).
 
@@ -116,15 +163,12 @@ class RenderStore:
         the order in which the values were made.
         """
         try:
-            self.flush(ctx, session)
-            ctx.end_store()
             markdown = MEMO.end()
-            before = session.known.get("markdown", {})
-            assert session.handle is not None
-            _write(session, {"markdown": {key: markdown[key] for key in sorted(markdown)}})
-            session.new += sum(1 for key in markdown if key not in before)
+            _write(session, MARKDOWN, {key: markdown[key] for key in sorted(markdown)})
+            session.new += sum(1 for key in markdown if key not in session.markdown)
             session.total += len(markdown)
-            if _worth_writing(session.new, session.total, bool(session.known)):
+            if _worth_writing(session.new, session.total, bool(session.index)):
+                assert session.handle is not None
                 session.handle.flush()
                 os.fsync(session.handle.fileno())
                 session.handle.close()
@@ -152,9 +196,23 @@ def _worth_writing(new: int, total: int, had_values: bool) -> bool:
     return new > max(16, total // 200) or bool(new and not had_values)
 
 
-def _write(session: Session, chunk: dict[str, Any]) -> None:
-    assert session.handle is not None
-    pickle.dump(chunk, session.handle, protocol=pickle.HIGHEST_PROTOCOL)
+_LENGTH = struct.Struct("<Q")
+
+
+def _write(session: Session, name: str, values: dict[str, Any]) -> None:
+    """One record: its name, the length of its values, then the values, pickled straight
+    into the file (the length is filled in after them: no copy of them in memory)."""
+    handle = session.handle
+    assert handle is not None
+    title = name.encode()
+    handle.write(_LENGTH.pack(len(title)) + title)
+    slot = handle.tell()
+    handle.write(_LENGTH.pack(0))
+    pickle.dump(values, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    end = handle.tell()
+    handle.seek(slot)
+    handle.write(_LENGTH.pack(end - slot - _LENGTH.size))
+    handle.seek(end)
 
 
 def abandon(session: Session) -> None:

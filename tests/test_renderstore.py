@@ -204,14 +204,39 @@ def test_a_side_that_fails_leaves_its_file_as_it_was_and_no_temporary(
     assert not [p.name for p in state.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_a_damaged_or_older_file_is_read_as_empty(tmp_path: Path) -> None:
-    path = tmp_path / "render-cache-news.pickle"
-    assert read_store(path) == {}
-    for damaged in (b"", b"not a pickle", pickle.dumps({"version": 2, "payload": {"a": 1}})):
+def test_a_damaged_or_older_file_is_read_as_empty(data_dir: Path, tmp_path: Path) -> None:
+    settings = make_settings(data_dir, tmp_path / "out")
+    build(settings, now=EXAMPLE_NOW)
+    path = settings.paths.state_dir / "render-cache-events.pickle"
+    whole = path.read_bytes()
+    kept = read_store(path)
+    assert kept[GLOBAL] and kept["markdown"] and any(k.startswith("ics.") for k in kept)
+    older = pickle.dumps({"version": VERSION - 1, "payload": {"a": 1}})
+    for damaged in (b"", b"not a pickle", older, whole[:-3], whole[: len(whole) // 2]):
         path.write_bytes(damaged)
-        assert read_store(path) == {}
-    header = pickle.dumps({"version": VERSION, GLOBAL: "g"})
-    path.write_bytes(header + pickle.dumps({"a": 1}) + pickle.dumps({"b": 2}))
-    assert read_store(path) == {GLOBAL: "g", "a": 1, "b": 2}
-    path.write_bytes(header + pickle.dumps({"a": 1}) + pickle.dumps({"b": 2})[:-3])
-    assert read_store(path) == {}  # cut short
+        assert read_store(path) == {}, damaged[:20]
+    assert read_store(tmp_path / "missing.pickle") == {}
+    path.write_bytes(whole)
+    assert read_store(path) == kept
+
+
+def test_a_rebuild_reads_each_renderers_values_when_it_starts(
+    data_dir: Path, tmp_path: Path, renders: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renderer's kept values are given to it alone, when it starts, and let go of after."""
+    from cccn_feeds.context import BuildContext
+
+    settings = make_settings(data_dir, tmp_path / "out")
+    build(settings, now=EXAMPLE_NOW)
+    given: list[list[str]] = []
+    real = BuildContext.use_store
+
+    def use_store(self: BuildContext, values: Any) -> None:
+        given.append(sorted({key.split("|")[0].split(":")[0] for key in values}))
+        real(self, values)
+
+    monkeypatch.setattr(BuildContext, "use_store", use_store)
+    _edit_one_text(data_dir)
+    build(settings, now=EXAMPLE_NOW)
+    assert ["html.event"] in given and ["ics.vevent"] in given
+    assert all(len(kinds) <= 1 for kinds in given)
