@@ -47,7 +47,14 @@ from cccn_feeds.validate import (
 
 CACHE_NAME = "parse-cache.pickle"
 SPLITS_NAME = "split-cache.pickle"  # beside CACHE_NAME: how each data file was cut
-_VERSION = 4
+_VERSION = 5
+
+
+def _file_version() -> str:
+    """What a cache file must have been written with to be read: this format and this
+    code (the pieces of other code would all miss; their file is not even loaded)."""
+    return f"{_VERSION}:{code_key()}"
+
 _COMMENT_OR_BLANK = re.compile(r"^[ \t]*(?:#.*)?\r?\n?$")  # YAML's blanks: space and tab
 _DOCUMENT_START = re.compile(r"^---(?:[ \t]+(?:#.*)?)?\r?\n?$")
 _DOCUMENT_END = re.compile(r"^\.\.\.(?:[ \t]+(?:#.*)?)?\r?\n?$")
@@ -274,13 +281,13 @@ def take_pending(cache_path: Path) -> Callable[[], None]:
 
     def write() -> None:
         for path, payload in writes:
-            dump_pickle_atomic(path, payload, _VERSION)
+            dump_pickle_atomic(path, payload, _file_version())
 
     return write
 
 
 def _read_cache(path: Path) -> dict[str, tuple[int, Item]]:
-    return load_pickle(path, _VERSION)
+    return load_pickle(path, _file_version())
 
 
 def load_content_cached(
@@ -295,7 +302,7 @@ def load_content_cached(
     cache = {} if fresh else _read_cache(cache_path)
     split_path = cache_path.with_name(SPLITS_NAME)
     splits: dict[str, Split] = (
-        {} if fresh else load_pickle(split_path, _VERSION).get(code_key(), {})
+        {} if fresh else load_pickle(split_path, _file_version()).get(code_key(), {})
     )
     before = dict(splits)
     used: dict[str, tuple[int, Item]] = {}

@@ -89,35 +89,37 @@ def check_relpath(path: str) -> PurePosixPath:
     return rel
 
 
-def load_pickle(path: Path, version: int) -> dict[str, Any]:
+def load_pickle(path: Path, version: int | str) -> dict[str, Any]:
     """The payload that :func:`dump_pickle_atomic` stored with ``version``, else empty.
 
     These files are caches the build writes into its own state folder: a missing,
-    damaged or older one only costs a missed shortcut.
+    damaged or older one only costs a missed shortcut. The version is read first, and
+    the payload only when it matches (a cache made by other code is not even loaded).
     """
     import pickle
 
     try:
         with path.open("rb") as handle:
-            data = pickle.load(handle)
+            header = pickle.load(handle)
+            if not isinstance(header, dict) or header.get("version") != version:
+                return {}
+            payload = pickle.load(handle)
     except Exception:
         return {}
-    if not isinstance(data, dict) or data.get("version") != version:
-        return {}
-    payload = data.get("payload")
     return payload if isinstance(payload, dict) else {}
 
 
-def dump_pickle_atomic(target: Path, value: dict[str, Any], version: int) -> None:
-    """Pickle ``value`` straight into ``target``, atomically (no copy of it in memory)."""
-    blob = {"version": version, "payload": value}
+def dump_pickle_atomic(target: Path, value: dict[str, Any], version: int | str) -> None:
+    """Pickle ``version``, then ``value``, straight into ``target``, atomically (no copy of
+    it in memory)."""
     import pickle
 
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            pickle.dump(blob, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump({"version": version}, handle)
+            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)

@@ -7,6 +7,7 @@ import shutil
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -265,3 +266,32 @@ class TestGeneratedLayouts:
             cut += split_items(text, "news") is not None
         assert not differ, differ[:5]
         assert cut > 100  # the fast path was taken often enough to be tested
+
+
+LOADED: list[str] = []
+
+
+def _loaded(name: str) -> str:
+    LOADED.append(name)
+    return name
+
+
+class _Counted:
+    """Records in LOADED when it is unpickled."""
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return _loaded, ("payload",)
+
+
+def test_a_cache_file_of_other_code_is_not_loaded(tmp_path: Path) -> None:
+    """The version (format and code) is read first: a cache made by other code (an
+    upgrade) is left unread instead of loaded for nothing (12,000 items at 10,000 news)."""
+    from cccn_feeds.publish import dump_pickle_atomic, load_pickle
+
+    path = tmp_path / "cache.pickle"
+    dump_pickle_atomic(path, {"item": _Counted()}, "5:other code")
+    LOADED.clear()
+    assert load_pickle(path, "5:this code") == {}
+    assert LOADED == []
+    assert load_pickle(path, "5:other code") == {"item": "payload"}
+    assert LOADED == ["payload"]
