@@ -14,6 +14,7 @@ import errno
 import fcntl
 import functools
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -22,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 from cccn_feeds.errors import CccnError, LockedError
 
@@ -103,15 +104,49 @@ def load_pickle(path: Path, version: int | str) -> dict[str, Any]:
             header = pickle.load(handle)
             if not isinstance(header, dict) or header.get("version") != version:
                 return {}
-            payload = pickle.load(handle)
+            payload = load_parts(handle)
     except Exception:
         return {}
-    return payload if isinstance(payload, dict) else {}
+    return payload
+
+
+# Entries per pickle of a payload. One pickle of the whole payload remembers every
+# object it wrote until the end (the parse cache at 10,000 news: 16 MB more, and twice
+# the time); in parts of this size the file is as small.
+_PART = 1000
+
+
+def dump_parts(handle: IO[bytes], value: Mapping[str, Any]) -> None:
+    """Pickle ``value`` into ``handle`` as dicts of at most :data:`_PART` entries."""
+    import pickle
+
+    entries = iter(value.items())
+    while part := dict(itertools.islice(entries, _PART)):
+        pickle.dump(part, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_parts(handle: IO[bytes], end: int | None = None) -> dict[str, Any]:
+    """What :func:`dump_parts` wrote, read up to offset ``end`` (None: the end of the
+    file); raises ValueError when a part is not a dict."""
+    import pickle
+
+    value: dict[str, Any] = {}
+    while end is None or handle.tell() < end:
+        try:
+            part = pickle.load(handle)
+        except EOFError:
+            if end is None:
+                break
+            raise
+        if not isinstance(part, dict):
+            raise ValueError("not a part of a pickled dict")
+        value.update(part)
+    return value
 
 
 def dump_pickle_atomic(target: Path, value: dict[str, Any], version: int | str) -> None:
-    """Pickle ``version``, then ``value``, straight into ``target``, atomically (no copy of
-    it in memory)."""
+    """Pickle ``version``, then ``value`` in parts of :data:`_PART` entries, straight into
+    ``target``, atomically (no copy of it in memory)."""
     import pickle
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +154,7 @@ def dump_pickle_atomic(target: Path, value: dict[str, Any], version: int | str) 
     try:
         with os.fdopen(fd, "wb") as handle:
             pickle.dump({"version": version}, handle)
-            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            dump_parts(handle, value)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)

@@ -9,10 +9,11 @@ cores the two files are written at the same time.
 
 A file is a header (the format version, and the settings and code the values were made
 with), then one record per renderer of the side and one for the Markdown memo: each
-record is its name, the length of its values, then its values, pickled. A renderer's
-values are read when it starts and written when it is done, then let go of, rather
-than held for the whole side (at 10,000 news, the page's event entries are 7 MB); the
-memo is read at the start of the side (every renderer uses it) and written at its end.
+record is its name, the length of its values, then its values, pickled in parts. A
+renderer's values are read when it starts and written when it is done, then let go of,
+rather than held for the whole side (at 10,000 news, the page's event entries are
+7 MB); the memo is read at the start of the side (every renderer uses it) and written
+at its end.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from cccn_feeds.context import BuildContext
+from cccn_feeds.publish import dump_parts, load_parts
 from cccn_feeds.text import MEMO
 
 Side = Literal["news", "events"]
@@ -78,10 +80,9 @@ def _load(path: Path, index: Index, name: str) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             handle.seek(offset)
-            values = pickle.loads(handle.read(length))
+            return load_parts(handle, offset + length)
     except Exception:  # changed or damaged since it was indexed
         return {}
-    return values if isinstance(values, dict) else {}
 
 
 def read_store(path: Path) -> dict[str, Any]:
@@ -208,7 +209,7 @@ def _write(session: Session, name: str, values: dict[str, Any]) -> None:
     handle.write(_LENGTH.pack(len(title)) + title)
     slot = handle.tell()
     handle.write(_LENGTH.pack(0))
-    pickle.dump(values, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    dump_parts(handle, values)
     end = handle.tell()
     handle.seek(slot)
     handle.write(_LENGTH.pack(end - slot - _LENGTH.size))
