@@ -295,3 +295,27 @@ def test_a_cache_file_of_other_code_is_not_loaded(tmp_path: Path) -> None:
     assert LOADED == []
     assert load_pickle(path, "5:other code") == {"item": "payload"}
     assert LOADED == ["payload"]
+
+
+def test_a_cache_is_written_in_parts_and_read_whole(tmp_path: Path) -> None:
+    """Payloads are pickled 1,000 entries at a time (one pickle would remember every
+    object until its end); reading merges the parts, and a file cut short reads empty."""
+    import pickle
+
+    from cccn_feeds.publish import dump_pickle_atomic, load_pickle
+
+    path = tmp_path / "cache.pickle"
+    payload = {f"key-{n}": (n, f"value {n}") for n in range(2500)}
+    dump_pickle_atomic(path, payload, 1)
+    with path.open("rb") as handle:
+        pickle.load(handle)  # the version
+        sizes = []
+        while True:
+            try:
+                sizes.append(len(pickle.load(handle)))
+            except EOFError:
+                break
+    assert sizes == [1000, 1000, 500]
+    assert load_pickle(path, 1) == payload
+    path.write_bytes(path.read_bytes()[:-10])
+    assert load_pickle(path, 1) == {}
