@@ -302,7 +302,7 @@ def load_content_cached(
     cache = {} if fresh else _read_cache(cache_path)
     split_path = cache_path.with_name(SPLITS_NAME)
     splits: dict[str, Split] = (
-        {} if fresh else load_pickle(split_path, _file_version()).get(code_key(), {})
+        {} if fresh else load_pickle(split_path, _file_version())
     )
     before = dict(splits)
     used: dict[str, tuple[int, Item]] = {}
@@ -336,7 +336,7 @@ def load_content_cached(
         # The parse cache will hold every piece: the cut needs no text of its own.
         splits = {kind: (digest, found, {}) for kind, (digest, found, _) in splits.items()}
     if splits != before:  # small: written whenever a file changed
-        PENDING[split_path] = {code_key(): splits}
+        PENDING[split_path] = splits
     content = make_content(
         [n for n in news if isinstance(n, NewsItem)],
         [e for e in events if isinstance(e, Event)],

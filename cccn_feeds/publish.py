@@ -95,7 +95,8 @@ def load_pickle(path: Path, version: int | str) -> dict[str, Any]:
 
     These files are caches the build writes into its own state folder: a missing,
     damaged or older one only costs a missed shortcut. The version is read first, and
-    the payload only when it matches (a cache made by other code is not even loaded).
+    the payload only when it matches (a cache made by other code is not loaded), and
+    only when the file's checksum holds (a damaged cache would give wrong items).
     """
     import pickle
 
@@ -104,19 +105,52 @@ def load_pickle(path: Path, version: int | str) -> dict[str, Any]:
             header = pickle.load(handle)
             if not isinstance(header, dict) or header.get("version") != version:
                 return {}
-            payload = load_parts(handle)
+            end = os.fstat(handle.fileno()).st_size - DIGEST_SIZE
+            start = handle.tell()
+            handle.seek(end)
+            if end < start or handle.read(DIGEST_SIZE) != checksum(handle, 0, end):
+                return {}
+            handle.seek(start)
+            return load_parts(handle, end)
     except Exception:
         return {}
-    return payload
 
 
 # Entries per pickle of a payload. One pickle of the whole payload remembers every
 # object it wrote until the end (the parse cache at 10,000 news: 16 MB more, and twice
 # the time); in parts of this size the file is as small.
 _PART = 1000
+DIGEST_SIZE = 32
 
 
-def dump_parts(handle: IO[bytes], value: Mapping[str, Any]) -> None:
+class Hashing:
+    """A file to write to that hashes what goes through it (see :func:`checksum`)."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.hash = hashlib.blake2b(digest_size=DIGEST_SIZE)
+
+    def write(self, data: bytes) -> int:
+        """Hash ``data`` and write it."""
+        self.hash.update(data)
+        return self.handle.write(data)
+
+
+def checksum(handle: IO[bytes], start: int, end: int) -> bytes:
+    """The hash :class:`Hashing` gives of the bytes of ``handle`` from ``start`` to ``end``."""
+    digest = hashlib.blake2b(digest_size=DIGEST_SIZE)
+    handle.seek(start)
+    left = end - start
+    while left > 0:
+        block = handle.read(min(left, 1 << 20))
+        if not block:
+            break
+        digest.update(block)
+        left -= len(block)
+    return digest.digest()
+
+
+def dump_parts(handle: IO[bytes] | Hashing, value: Mapping[str, Any]) -> None:
     """Pickle ``value`` into ``handle`` as dicts of at most :data:`_PART` entries."""
     import pickle
 
@@ -125,36 +159,35 @@ def dump_parts(handle: IO[bytes], value: Mapping[str, Any]) -> None:
         pickle.dump(part, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def load_parts(handle: IO[bytes], end: int | None = None) -> dict[str, Any]:
-    """What :func:`dump_parts` wrote, read up to offset ``end`` (None: the end of the
-    file); raises ValueError when a part is not a dict."""
+def load_parts(handle: IO[bytes], end: int) -> dict[str, Any]:
+    """What :func:`dump_parts` wrote, read up to offset ``end``; raises (ValueError,
+    EOFError, an unpickling error) when that is not what is there."""
     import pickle
 
     value: dict[str, Any] = {}
-    while end is None or handle.tell() < end:
-        try:
-            part = pickle.load(handle)
-        except EOFError:
-            if end is None:
-                break
-            raise
+    while handle.tell() < end:
+        part = pickle.load(handle)
         if not isinstance(part, dict):
             raise ValueError("not a part of a pickled dict")
         value.update(part)
+    if handle.tell() != end:
+        raise ValueError("a part runs past its end")
     return value
 
 
 def dump_pickle_atomic(target: Path, value: dict[str, Any], version: int | str) -> None:
     """Pickle ``version``, then ``value`` in parts of :data:`_PART` entries, straight into
-    ``target``, atomically (no copy of it in memory)."""
+    ``target``, then a checksum of all that, atomically (no copy of it in memory)."""
     import pickle
 
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            pickle.dump({"version": version}, handle)
-            dump_parts(handle, value)
+            hashing = Hashing(handle)
+            pickle.dump({"version": version}, hashing)
+            dump_parts(hashing, value)
+            handle.write(hashing.hash.digest())
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)

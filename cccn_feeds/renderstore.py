@@ -9,11 +9,12 @@ cores the two files are written at the same time.
 
 A file is a header (the format version, and the settings and code the values were made
 with), then one record per renderer of the side and one for the Markdown memo: each
-record is its name, the length of its values, then its values, pickled in parts. A
-renderer's values are read when it starts and written when it is done, then let go of,
-rather than held for the whole side (at 10,000 news, the page's event entries are
-7 MB); the memo is read at the start of the side (every renderer uses it) and written
-at its end.
+record is its name, the length and checksum of its values, then its values, pickled in
+parts (a damaged record is not used: it would publish wrong output). A renderer's
+values are read when it starts and written when it is done, then let go of, rather
+than held for the whole side (at 10,000 news, the page's event entries are 7 MB); the
+memo is read at the start of the side (every renderer uses it) and written at its end.
+A renderer that used no value (all its outputs were reused) keeps its record as it was.
 """
 
 from __future__ import annotations
@@ -27,11 +28,11 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from cccn_feeds.context import BuildContext
-from cccn_feeds.publish import dump_parts, load_parts
+from cccn_feeds.publish import DIGEST_SIZE, Hashing, checksum, dump_parts, load_parts
 from cccn_feeds.text import MEMO
 
 Side = Literal["news", "events"]
-VERSION = 4
+VERSION = 5
 GLOBAL = "global-key"  # the settings and code the stored values were made with
 FILES: dict[Side, str] = {
     "news": "render-cache-news.pickle",
@@ -42,13 +43,15 @@ LEGACY = "render-cache.pickle"  # both sides in one file, as earlier versions ke
 
 MARKDOWN = "markdown"  # the record of the Markdown memo
 
-Index = dict[str, tuple[int, int]]  # record name -> offset and length of its values
+# Record name -> where its values start in the file, their length and their checksum.
+Index = dict[str, tuple[int, int, bytes]]
 
 
 def _index(path: Path, global_key: str | None) -> Index:
     """Where each record's values are in the file at ``path``; empty when the file is
-    missing, damaged, of another version or made under another global key (None: any)
-    (a store only saves work: losing it costs a slower build, nothing else)."""
+    missing, cut short, of another version or made under another global key (None: any).
+    A record whose bytes do not match its checksum is left out when it is read
+    (:func:`_load`). A store only saves work: losing it costs a slower build."""
     found: Index = {}
     try:
         with path.open("rb") as handle:
@@ -62,10 +65,11 @@ def _index(path: Path, global_key: str | None) -> Index:
                 (count,) = _LENGTH.unpack(handle.read(_LENGTH.size))
                 name = handle.read(count).decode()
                 (length,) = _LENGTH.unpack(handle.read(_LENGTH.size))
+                digest = handle.read(DIGEST_SIZE)
                 offset = handle.tell()
-                if offset + length > size:
+                if offset + length > size or len(digest) != DIGEST_SIZE:
                     return {}
-                found[name] = (offset, length)
+                found[name] = (offset, length, digest)
                 handle.seek(length, os.SEEK_CUR)
     except Exception:  # missing, cut short, or not ours
         return {}
@@ -76,13 +80,33 @@ def _load(path: Path, index: Index, name: str) -> dict[str, Any]:
     """The values of one record (empty: none, or damaged)."""
     if name not in index:
         return {}
-    offset, length = index[name]
+    offset, length, digest = index[name]
     try:
         with path.open("rb") as handle:
+            if checksum(handle, offset, offset + length) != digest:
+                return {}
             handle.seek(offset)
             return load_parts(handle, offset + length)
     except Exception:  # changed or damaged since it was indexed
         return {}
+
+
+def _copy(session: Session, name: str) -> None:
+    """Write the record ``name`` of the file read into the new file as it is."""
+    offset, length, digest = session.index[name]
+    assert session.handle is not None
+    with session.path.open("rb") as source:
+        if checksum(source, offset, offset + length) != digest:
+            return
+        session.handle.write(_title(name) + _LENGTH.pack(length) + digest)
+        source.seek(offset)
+        left = length
+        while left > 0:
+            block = source.read(min(left, 1 << 20))
+            if not block:
+                raise OSError(f"{session.path}: changed while it was read")
+            session.handle.write(block)
+            left -= len(block)
 
 
 def read_store(path: Path) -> dict[str, Any]:
@@ -145,13 +169,16 @@ class RenderStore:
 
     def flush(self, ctx: BuildContext, session: Session, name: str) -> None:
         """Write out the values renderer ``name`` made or reused, and let go of them and
-        of those it was given."""
+        of those it was given. A renderer that used none (every output it makes was
+        reused) keeps the record it had: the next build that renders may need it."""
         values = ctx.take_stored()
         ctx.end_store()
         if values:
             _write(session, name, {key: values[key] for key in sorted(values)})
             session.new += sum(1 for key in values if key not in session.known)
             session.total += len(values)
+        elif name in session.index:
+            _copy(session, name)
         session.known = {}
 
     def end(self, session: Session) -> None:
@@ -200,19 +227,25 @@ def _worth_writing(new: int, total: int, had_values: bool) -> bool:
 _LENGTH = struct.Struct("<Q")
 
 
+def _title(name: str) -> bytes:
+    title = name.encode()
+    return _LENGTH.pack(len(title)) + title
+
+
 def _write(session: Session, name: str, values: dict[str, Any]) -> None:
-    """One record: its name, the length of its values, then the values, pickled straight
-    into the file (the length is filled in after them: no copy of them in memory)."""
+    """One record: its name, the length and checksum of its values, then the values,
+    pickled straight into the file (length and checksum are filled in after them: no
+    copy of the values in memory)."""
     handle = session.handle
     assert handle is not None
-    title = name.encode()
-    handle.write(_LENGTH.pack(len(title)) + title)
+    handle.write(_title(name))
     slot = handle.tell()
-    handle.write(_LENGTH.pack(0))
-    dump_parts(handle, values)
+    handle.write(bytes(_LENGTH.size + DIGEST_SIZE))
+    hashing = Hashing(handle)
+    dump_parts(hashing, values)
     end = handle.tell()
     handle.seek(slot)
-    handle.write(_LENGTH.pack(end - slot - _LENGTH.size))
+    handle.write(_LENGTH.pack(end - slot - _LENGTH.size - DIGEST_SIZE) + hashing.hash.digest())
     handle.seek(end)
 
 

@@ -299,23 +299,38 @@ def test_a_cache_file_of_other_code_is_not_loaded(tmp_path: Path) -> None:
 
 def test_a_cache_is_written_in_parts_and_read_whole(tmp_path: Path) -> None:
     """Payloads are pickled 1,000 entries at a time (one pickle would remember every
-    object until its end); reading merges the parts, and a file cut short reads empty."""
+    object until its end), then a checksum; reading merges the parts, and a file cut
+    short anywhere reads empty."""
     import pickle
 
-    from cccn_feeds.publish import dump_pickle_atomic, load_pickle
+    from cccn_feeds.publish import DIGEST_SIZE, dump_pickle_atomic, load_pickle
 
     path = tmp_path / "cache.pickle"
     payload = {f"key-{n}": (n, f"value {n}") for n in range(2500)}
     dump_pickle_atomic(path, payload, 1)
+    whole = path.read_bytes()
     with path.open("rb") as handle:
         pickle.load(handle)  # the version
         sizes = []
-        while True:
-            try:
-                sizes.append(len(pickle.load(handle)))
-            except EOFError:
-                break
+        while handle.tell() < len(whole) - DIGEST_SIZE:  # then the checksum
+            sizes.append(len(pickle.load(handle)))
     assert sizes == [1000, 1000, 500]
     assert load_pickle(path, 1) == payload
-    path.write_bytes(path.read_bytes()[:-10])
+    for cut in (len(whole) - DIGEST_SIZE, len(whole) - 10, len(whole) // 2):
+        path.write_bytes(whole[:cut])
+        assert load_pickle(path, 1) == {}, cut
+
+
+def test_a_damaged_cache_is_not_used(tmp_path: Path) -> None:
+    """A changed byte anywhere (a disk error, say) and the cache is not read: a damaged
+    item could otherwise be published as if it were in the data."""
+    from cccn_feeds.publish import dump_pickle_atomic, load_pickle
+
+    path = tmp_path / "cache.pickle"
+    dump_pickle_atomic(path, {"news:1": (3, "A title"), "news:2": (9, "Another")}, 1)
+    whole = path.read_bytes()
+    at = whole.index(b"A title")
+    path.write_bytes(whole[:at] + b"B" + whole[at + 1 :])
     assert load_pickle(path, 1) == {}
+    path.write_bytes(whole)
+    assert load_pickle(path, 1)["news:1"] == (3, "A title")

@@ -240,3 +240,43 @@ def test_a_rebuild_reads_each_renderers_values_when_it_starts(
     build(settings, now=EXAMPLE_NOW)
     assert ["html.event"] in given and ["ics.vevent"] in given
     assert all(len(kinds) <= 1 for kinds in given)
+
+
+def test_a_damaged_record_is_not_used(data_dir: Path, tmp_path: Path) -> None:
+    """A changed byte in one renderer's values (a disk error, say): that record is left
+    out, so its values are made again rather than published damaged; the rest is kept."""
+    settings = make_settings(data_dir, tmp_path / "out")
+    build(settings, now=EXAMPLE_NOW)
+    path = settings.paths.state_dir / "render-cache-events.pickle"
+    kept = read_store(path)
+    entry = next(v for k, v in kept.items() if k.startswith("html.event"))[0][:40]
+    whole = path.read_bytes()
+    at = whole.index(entry) + 20
+    path.write_bytes(whole[:at] + bytes([whole[at] ^ 1]) + whole[at + 1 :])
+    damaged = read_store(path)
+    assert not [key for key in damaged if key.startswith("html.event")]
+    assert [key for key in damaged if key.startswith("ics.vevent")] == [
+        key for key in kept if key.startswith("ics.vevent")
+    ]
+    assert damaged["markdown"] == kept["markdown"]
+
+
+def test_a_renderer_with_nothing_to_make_keeps_its_record(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When a side's file is written again and one of its renderers made nothing (all its
+    outputs reused), its values are kept for the next build that renders."""
+    from cccn_feeds import renderstore
+
+    monkeypatch.setattr(renderstore, "_worth_writing", lambda *_: True)
+    settings = make_settings(data_dir, tmp_path / "out")
+    build(settings, now=EXAMPLE_NOW)
+    before = _kept(settings.paths.state_dir, "events")
+    calendar = {k: v for k, v in before.items() if k.startswith("ics.vevent")}
+    assert calendar
+    _edit_one_text(data_dir)  # a news item: the page is made again, no calendar is
+    result = build(settings, now=EXAMPLE_NOW)
+    assert result.report.written
+    assert not any(path.endswith(".ics") for path in result.report.written)
+    after = _kept(settings.paths.state_dir, "events")
+    assert {k: v for k, v in after.items() if k.startswith("ics.vevent")} == calendar
