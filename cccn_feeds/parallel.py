@@ -210,11 +210,11 @@ def render_into(
     on two cores when ``parallel`` and possible (:func:`may_fork`): the helper renders the
     side of events. Each side reads and writes its own stored values (``store``).
 
-    ``chore`` (writing the parse cache) is done by this process once its side is done, on
-    two cores, not by the helper: the helper would write to (and so copy) the pages of
-    every item it shares with this process, where this process has copied those of news
-    already. The two sides take about as long at 10,000 news, so this adds at most the
-    chore's own time (about 0.1 s there). On one core it is done first.
+    ``chore`` (writing the parse cache) is done, on two cores, by whichever process is
+    done with its side first, while the other still renders: it costs no time then.
+    Not before: it reads every item, and each page of them either process writes to
+    while the two still share it is copied; once a side is done, most are copied
+    already. On one core it is done first.
     """
     news, events = sides(names)
     if not news or not events or not parallel or not may_fork():
@@ -236,13 +236,24 @@ def render_into(
         publisher.remove_temporaries(pid)
         store.remove_temporaries(pid)
 
+    # One byte in a pipe whose writing end is closed: the first process to read it does
+    # the chore (a read of a pipe is atomic); the other reads the end of the pipe.
+    token, writing = os.pipe()
+    os.write(writing, b"1")
+    os.close(writing)
+
+    def first_done() -> None:
+        if os.read(token, 1):
+            chore()
+
     try:
         here, there = run_beside(
-            lambda: _render(ctx, "news", news, publisher, store, then=chore),
-            lambda: _stage(ctx, events, publisher, store),
+            lambda: _render(ctx, "news", news, publisher, store, then=first_done),
+            lambda: _stage(ctx, events, publisher, store, then=first_done),
             cleanup,
         )
     finally:
+        os.close(token)
         if freeze:
             gc.unfreeze()
     staged, keys = there.get()
@@ -292,12 +303,14 @@ def _stage(
     names: tuple[str, ...],
     publisher: Publisher,
     store: RenderStore,
+    then: Callable[[], None] = lambda: None,
 ) -> tuple[Staged, dict[str, str]]:
-    """In the helper: render the side of events and stage its files; what the publisher
-    needs back. On a failure the parent removes the files staged here (by this process's
-    id)."""
+    """In the helper: render the side of events and stage its files, then do ``then``;
+    what the publisher needs back. On a failure the parent removes the files staged here
+    (by this process's id)."""
     staged: Staged = [
         (path, *publisher.stage(path, data)) for path, data in _side(ctx, "events", names, store)
     ]
+    then()
     paths = {path for path, _, _ in staged}
     return staged, {k: v for k, v in ctx.output_keys.items() if k in paths}

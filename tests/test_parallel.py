@@ -308,3 +308,44 @@ def test_a_build_on_two_cores_keeps_what_its_caller_froze(
     assert any(found is marker for found in gc.get_objects())
     build(make_settings(data_dir, tmp_path / "out"), now=EXAMPLE_NOW, force=True)
     assert gc.get_freeze_count() == 0
+
+
+def test_the_parse_cache_is_written_once_by_the_first_side_done(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forks: list[int]
+) -> None:
+    """On two cores, whichever process is done with its side first writes the parse
+    cache, while the other still renders: once, and a rebuild then parses nothing."""
+    from cccn_feeds import parsecache
+
+    log = tmp_path / "writers.log"
+    real = parsecache.take_pending
+
+    def take_pending(path: Path) -> Callable[[], None]:
+        write = real(path)
+
+        def logged() -> None:
+            with log.open("a", encoding="utf-8") as handle:
+                handle.write(f"{os.getpid()}\n")
+            write()
+
+        return logged
+
+    monkeypatch.setattr(parsecache, "take_pending", take_pending)
+    settings = make_settings(data_dir, tmp_path / "out")
+    build(settings, now=EXAMPLE_NOW)
+    assert forks
+    writers = log.read_text(encoding="utf-8").split()
+    assert len(writers) == 1 and int(writers[0]) in (os.getpid(), *forks)
+    parsed: list[str] = []
+    real_validate = parsecache._validate_piece
+
+    def counted(*args: Any) -> Any:
+        parsed.append(args[1])
+        return real_validate(*args)
+
+    monkeypatch.setattr(parsecache, "_validate_piece", counted)
+    assert build(settings, now=EXAMPLE_NOW, force=False).skipped
+    news = data_dir / "news.yaml"  # changed, but no item's text is: a comment on top
+    news.write_text("# Checked.\n" + news.read_text(encoding="utf-8"), encoding="utf-8")
+    assert not build(settings, now=EXAMPLE_NOW).skipped
+    assert parsed == []  # every item came from the cache
