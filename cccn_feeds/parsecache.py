@@ -271,8 +271,8 @@ def save_pending(cache_path: Path) -> None:
 
 
 def take_pending(cache_path: Path) -> Callable[[], None]:
-    """What :func:`save_pending` does, to be done later (on two cores, by the build once
-    its side of the rendering is done)."""
+    """What :func:`save_pending` does, to be done later (on two cores, by the process
+    done with its side of the rendering first)."""
     writes = [
         (path, PENDING.pop(path))
         for path in (cache_path, cache_path.with_name(SPLITS_NAME))
