@@ -7,8 +7,10 @@
 For each size: the floor (bench/floor.py), a cold full build into an empty folder, a no-op
 rebuild, a rebuild after one news item changed, and after one event changed; wall time,
 peak RSS of the largest process and peak memory of all the command's processes (a build
-renders on two cores with a forked helper), each as a ratio to the floor. Every scenario
-runs twice, each time in fresh processes: timed, then with its memory sampled.
+renders on two cores with a forked helper), each as a ratio to the floor. Each time is
+the median of ``--repeat`` runs (3; each cold build into an empty folder of its own, each
+changed-item rebuild after an edit of its own); then every scenario runs once more with
+its memory sampled. All in fresh processes.
 Then the start-up time of ``cccn-feeds --help``. It prints figures; it asserts nothing.
 """
 
@@ -122,23 +124,28 @@ def touch_one(data: Path, kind: str, item_id: str, round_: int) -> None:
     path.write_text(text.replace(marker, f"{marker}Edited {round_} ", 1), encoding="utf-8")
 
 
+def median_run(runs: list[tuple[float, float]]) -> tuple[float, float]:
+    """The run with the median time (seconds, peak RSS MB)."""
+    return sorted(runs)[len(runs) // 2]
+
+
 def measure(
-    size: int, work: Path, config: Path | None = None
+    size: int, work: Path, config: Path | None = None, repeat: int = 3
 ) -> list[tuple[str, float, float, float]]:
     """All scenarios at one size: (label, seconds, peak RSS MB, peak PSS MB).
 
-    Each scenario runs twice: timed first (all of them, in order), then with its memory
-    sampled, into a second output folder that goes through the same steps (a cold build,
-    no change, one news item changed again, one event changed again).
+    Each scenario is timed ``repeat`` times (the median is kept), all in order; then each
+    runs once with its memory sampled, into a second output folder that goes through the
+    same steps (a cold build, no change, one news item changed again, one event changed
+    again). The extra cold builds go into folders of their own, deleted at the end.
     """
     data = work / f"data-{size}"
     outs = [work / f"out-{size}", work / f"out-{size}-memory"]
     write_corpus(data, size, size // 5)
     for out in outs:  # left by an earlier run (--keep): deleted at the end of this one
         if out.exists():
-            trash = work / "trash"
-            trash.mkdir(exist_ok=True)
-            out.rename(trash / f"{out.name}-{time.time_ns()}")
+            (work / "trash").mkdir(exist_ok=True)
+            out.rename(work / "trash" / f"{out.name}-{time.time_ns()}")
     floor = [sys.executable, str(HERE / "floor.py"), str(data)]
     steps: list[tuple[str, Callable[[int], None]]] = [
         ("cold build", lambda _round: None),
@@ -146,10 +153,18 @@ def measure(
         ("one news item changed", lambda round_: touch_one(data, "news", "news-000500", round_)),
         ("one event changed", lambda round_: touch_one(data, "events", "event-000100", round_)),
     ]
-    times = [timed(floor)]
-    for _, change in steps:
-        change(1)
-        times.append(timed(build_cmd(data, outs[0], config)))
+    trash = work / "trash"
+    times = [median_run([timed(floor) for _ in range(repeat)])]
+    spare = [trash / f"cold-{size}-{n}-{time.time_ns()}" for n in range(1, repeat)]
+    for number, (_, change) in enumerate(steps):
+        runs = []
+        for round_ in range(repeat):
+            if number == 0 and round_ < len(spare):  # the cold builds but the last
+                runs.append(timed(build_cmd(data, spare[round_], config)))
+                continue
+            change(10 + round_)
+            runs.append(timed(build_cmd(data, outs[0], config)))
+        times.append(median_run(runs))
     memory = [all_memory(floor)]
     for _, change in steps:
         change(2)
@@ -179,6 +194,9 @@ def main() -> None:
     parser.add_argument(
         "--one-core", action="store_true", help="build with [build] parallel = false"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="timed runs per scenario (the median is kept)"
+    )
     args = parser.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="cccn-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -191,7 +209,7 @@ def main() -> None:
         config = work / "one-core.toml"
         config.write_text("[build]\nparallel = false\n", encoding="utf-8")
     for size in args.sizes:
-        rows = measure(size, work, config)
+        rows = measure(size, work, config, max(1, args.repeat))
         floor_s, floor_mb, floor_all = rows[0][1:]
         for label, seconds, peak, total in rows:
             if seconds == 0.0:
