@@ -136,17 +136,24 @@ class Hashing:
         return self.handle.write(data)
 
 
-def checksum(handle: IO[bytes], start: int, end: int) -> bytes:
-    """The hash :class:`Hashing` gives of the bytes of ``handle`` from ``start`` to ``end``."""
-    digest = hashlib.blake2b(digest_size=DIGEST_SIZE)
+def blocks(handle: IO[bytes], start: int, end: int) -> Iterator[bytes]:
+    """The bytes of ``handle`` from ``start`` to ``end`` (or its end), a megabyte at most
+    at a time."""
     handle.seek(start)
     left = end - start
     while left > 0:
         block = handle.read(min(left, 1 << 20))
         if not block:
-            break
-        digest.update(block)
+            return
+        yield block
         left -= len(block)
+
+
+def checksum(handle: IO[bytes], start: int, end: int) -> bytes:
+    """The hash :class:`Hashing` gives of the bytes of ``handle`` from ``start`` to ``end``."""
+    digest = hashlib.blake2b(digest_size=DIGEST_SIZE)
+    for block in blocks(handle, start, end):
+        digest.update(block)
     return digest.digest()
 
 

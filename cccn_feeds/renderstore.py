@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 from cccn_feeds.context import BuildContext
-from cccn_feeds.publish import DIGEST_SIZE, Hashing, checksum, dump_parts, load_parts
+from cccn_feeds.publish import (
+    DIGEST_SIZE,
+    Hashing,
+    blocks,
+    checksum,
+    dump_parts,
+    load_parts,
+)
 from cccn_feeds.text import MEMO
 
 Side = Literal["news", "events"]
@@ -92,21 +99,20 @@ def _load(path: Path, index: Index, name: str) -> dict[str, Any]:
 
 
 def _copy(session: Session, name: str) -> None:
-    """Write the record ``name`` of the file read into the new file as it is."""
+    """Write the record ``name`` of the file read into the new file as it is, unless its
+    bytes do not match its checksum (then it is taken back out)."""
     offset, length, digest = session.index[name]
-    assert session.handle is not None
+    handle = session.handle
+    assert handle is not None
+    start = handle.tell()
+    handle.write(_title(name) + _LENGTH.pack(length) + digest)
+    copying = Hashing(handle)
     with session.path.open("rb") as source:
-        if checksum(source, offset, offset + length) != digest:
-            return
-        session.handle.write(_title(name) + _LENGTH.pack(length) + digest)
-        source.seek(offset)
-        left = length
-        while left > 0:
-            block = source.read(min(left, 1 << 20))
-            if not block:
-                raise OSError(f"{session.path}: changed while it was read")
-            session.handle.write(block)
-            left -= len(block)
+        for block in blocks(source, offset, offset + length):
+            copying.write(block)
+    if copying.hash.digest() != digest:
+        handle.seek(start)
+        handle.truncate()
 
 
 def read_store(path: Path) -> dict[str, Any]:

@@ -280,3 +280,25 @@ def test_a_renderer_with_nothing_to_make_keeps_its_record(
     assert not any(path.endswith(".ics") for path in result.report.written)
     after = _kept(settings.paths.state_dir, "events")
     assert {k: v for k, v in after.items() if k.startswith("ics.vevent")} == calendar
+
+
+def test_a_damaged_record_is_not_copied_forward(
+    data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renderer with nothing to make keeps its record only when the record is sound."""
+    from cccn_feeds import renderstore
+
+    monkeypatch.setattr(renderstore, "_worth_writing", lambda *_: True)
+    settings = make_settings(data_dir, tmp_path / "out")
+    build(settings, now=EXAMPLE_NOW)
+    path = settings.paths.state_dir / "render-cache-events.pickle"
+    vevent = next(v for k, v in read_store(path).items() if k.startswith("ics.vevent"))
+    whole = path.read_bytes()
+    at = whole.index(vevent[:40]) + 20
+    path.write_bytes(whole[:at] + bytes([whole[at] ^ 1]) + whole[at + 1 :])
+    _edit_one_text(data_dir)  # a news item: the page is made again, no calendar is
+    build(settings, now=EXAMPLE_NOW)
+    after = read_store(path)
+    assert after["markdown"] and [key for key in after if key.startswith("html.event")]
+    assert not [key for key in after if key.startswith("ics.vevent")]
+    assert "cccn_feeds.render.ics" not in renderstore._index(path, None)  # not carried
